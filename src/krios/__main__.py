@@ -1,0 +1,5 @@
+import sys
+
+from krios.cli import main
+
+sys.exit(main())

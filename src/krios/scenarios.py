@@ -1,0 +1,155 @@
+"""Experiment scenarios: data files in ``scenarios/*.yml``.
+
+A scenario names the ground zone an app is pinned to, how many worker nodes
+emulate satellites, the constellation, and the emulator, handover, latency
+and benchmark defaults. ``scenarios/README.md`` documents every key.
+
+Search order: the folders in ``KRIOS_SCENARIO_PATH`` (colon-separated), then
+the repository's ``scenarios/`` folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from krios.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DIR = REPO_ROOT / "scenarios"
+
+#: Keys every scenario must define, with the type each must have.
+REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "zone": dict,
+    "workers": int,
+}
+
+DEFAULTS: dict[str, Any] = {
+    "description": "",
+    "constellation": {"shell": "starlink-1", "epoch": "2026-01-01T00:00:00Z"},
+    "start": "2026-01-01T00:00:00Z",
+    "duration_s": 60,
+    "acceleration": 1,
+    "seed": 0,
+    "tick_s": 1.0,
+    "policy": "krios",
+    "handover": {"mode": "proactive", "lookahead_s": 30, "ready_timeout_s": 60},
+    "latency": {"per_hop_ms": 9.0, "hop_km": 1000.0},
+    "client": {"rate_hz": 5, "timeout_s": 2.0},
+    "benchmark": {"latency_ms": [0, 50, 100, 200], "samples_per_latency": 10, "warmup_samples": 2},
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One scenario file, merged over :data:`DEFAULTS`.
+
+    ``data`` holds every key (nested dicts as in the file); the properties
+    below are the ones most callers need.
+    """
+
+    name: str
+    path: Path
+    data: dict[str, Any] = field(repr=False)
+
+    @property
+    def workers(self) -> int:
+        return int(self.data["workers"])
+
+    @property
+    def zone(self) -> dict[str, Any]:
+        """``{"lat": deg, "lon": deg, "radius_km": km, "min_elevation_deg": deg}``."""
+        return self.data["zone"]
+
+    @property
+    def leozone(self) -> str:
+        """The pod label value ``<lat>_<lon>`` for this scenario's zone."""
+        return f"{self.zone['lat']}_{self.zone['lon']}"
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+
+def search_path() -> list[Path]:
+    """Folders searched for scenario files, first match wins."""
+    extra = [Path(p) for p in os.environ.get("KRIOS_SCENARIO_PATH", "").split(":") if p]
+    return [*extra, DEFAULT_DIR]
+
+
+def available() -> list[str]:
+    """Names of every scenario on the search path, sorted."""
+    names: set[str] = set()
+    for folder in search_path():
+        if folder.is_dir():
+            names.update(p.stem for p in folder.glob("*.yml"))
+    return sorted(names)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load(name_or_path: str | os.PathLike[str]) -> Scenario:
+    """Load a scenario by name (searched on :func:`search_path`) or by file path.
+
+    Raises :class:`~krios.errors.ConfigError` naming the file and field for an
+    unknown scenario (listing the known ones), unreadable or invalid YAML, or a
+    missing or mistyped key.
+    """
+    text = str(name_or_path)
+    if text.endswith((".yml", ".yaml")) or os.sep in text:
+        path = Path(text)
+        if not path.is_file():
+            raise ConfigError("no such scenario file", source=text)
+    else:
+        found = [d / f"{text}.yml" for d in search_path() if (d / f"{text}.yml").is_file()]
+        if not found:
+            known = ", ".join(available()) or "none"
+            raise ConfigError(f"unknown scenario (known: {known})", source="scenario", field=text)
+        path = found[0]
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", source=str(path)) from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else None
+        raise ConfigError(f"invalid YAML: {getattr(exc, 'problem', exc)}", source=str(path), field=where) from exc
+    if not isinstance(raw, dict):
+        raise ConfigError("a scenario must be a mapping", source=str(path))
+    for key, typ in REQUIRED.items():
+        if key not in raw:
+            raise ConfigError("missing key", source=str(path), field=key)
+        if not isinstance(raw[key], typ) or isinstance(raw[key], bool):
+            raise ConfigError(f"must be a {getattr(typ, '__name__', typ)}", source=str(path), field=key)
+    if raw["name"] != path.stem:
+        raise ConfigError(f"must equal the file name {path.stem!r}", source=str(path), field="name")
+    if raw["workers"] < 1:
+        raise ConfigError("must be at least 1", source=str(path), field="workers")
+    zone = raw["zone"]
+    for key in ("lat", "lon"):
+        if not isinstance(zone.get(key), int | float) or isinstance(zone.get(key), bool):
+            raise ConfigError("must be a number in degrees", source=str(path), field=f"zone.{key}")
+    if not -90 <= zone["lat"] <= 90:
+        raise ConfigError("latitude must be within [-90, 90]", source=str(path), field="zone.lat")
+    if not -180 <= zone["lon"] <= 180:
+        raise ConfigError("longitude must be within [-180, 180]", source=str(path), field="zone.lon")
+    data = _merge(DEFAULTS, raw)
+    data["zone"].setdefault("radius_km", 0.0)
+    data["zone"].setdefault("min_elevation_deg", 25.0)
+    return Scenario(name=raw["name"], path=path, data=data)
