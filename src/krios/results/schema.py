@@ -1,0 +1,118 @@
+"""The tables of the results database (SQLite) and their columns.
+
+Every sample table has a ``run_id`` column referring to ``runs.id``. Times are
+UTC unix seconds (float); latencies and RTTs are milliseconds. Columns named in
+camelCase in ``pod_latency`` keep kube-burner's field names so that exported
+JSON Lines read like kube-burner's ``podLatencyMeasurement`` documents.
+
+The schema is versioned with SQLite's ``user_version``; ``SCHEMA_VERSION``
+changes whenever a column is added, and new columns are added in place
+(``ALTER TABLE ... ADD COLUMN``) so old databases keep working.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+#: Run status values. A run starts ``incomplete`` and stays so if its process dies.
+RUN_STATUSES = ("incomplete", "complete", "failed")
+
+#: ``runs``: one row per experiment run.
+RUNS_COLUMNS: dict[str, str] = {
+    "id": "TEXT PRIMARY KEY",  # 20261123T064200Z-sf_4workers-ab12
+    "kind": "TEXT NOT NULL",  # experiment | bench-latency | emulator | client | ...
+    "scenario": "TEXT",
+    "seed": "INTEGER",
+    "started_at": "REAL NOT NULL",  # unix s
+    "finished_at": "REAL",  # unix s; NULL while running / if killed
+    "status": "TEXT NOT NULL DEFAULT 'incomplete'",
+    "meta": "TEXT NOT NULL DEFAULT '{}'",  # JSON: versions, git revision, tc state, options
+}
+
+#: Sample tables: column name -> SQLite type. ``run_id`` is implicit and first.
+TABLES: dict[str, dict[str, str]] = {
+    # The client's requests to the app (#6 writes them).
+    "requests": {
+        "seq": "INTEGER",  # request number within the run
+        "sent_at": "REAL",  # unix s (wall clock)
+        "node": "TEXT",  # node that answered (or was targeted)
+        "sat_id": "INTEGER",  # satellite that node emulated at the time
+        "injected_rtt_ms": "REAL",  # RTT the emulator imposed on the path, ms
+        "latency_ms": "REAL",  # measured request latency, ms (NULL on error)
+        "status": "TEXT",  # ok | error | timeout | HTTP status code
+        "error": "TEXT",
+    },
+    # The emulator's node <-> satellite mapping, one row per node per tick (#6 writes).
+    "ticks": {
+        "t_sim": "REAL",  # emulated unix s
+        "t_wall": "REAL",  # wall-clock unix s
+        "node": "TEXT",
+        "sat_id": "INTEGER",
+        "serving": "INTEGER",  # 1 if the app pod runs on this node
+        "in_zone": "INTEGER",  # 1 if the satellite is in the zone
+        "rtt_ms": "REAL",  # client <-> node RTT at this tick, ms
+    },
+    # Handovers of the app between nodes (controller / emulator / simulator).
+    "handovers": {
+        "t_sim": "REAL",  # emulated unix s of the handover
+        "from_node": "TEXT",
+        "to_node": "TEXT",
+        "from_sat": "INTEGER",
+        "to_sat": "INTEGER",
+        "lead_s": "REAL",  # s between the handover and the old satellite's zone exit
+        "mode": "TEXT",  # proactive | reactive
+    },
+    # Per-pod latency samples of the benchmarks (krios.podlatency / krios.bench.latency).
+    "pod_latency": {
+        "scheduler": "TEXT",  # schedulerName of the pod
+        "latency_ms": "REAL",  # injected one-way control-plane delay of the cell, ms
+        "cell": "INTEGER",  # position of the cell in the run's (shuffled) order
+        "sample": "INTEGER",  # sample index within the cell (warm-up ones included)
+        "pod": "TEXT",
+        "node": "TEXT",  # node the pod was bound to
+        "warmup": "INTEGER",  # 1 if the sample is a discarded warm-up sample
+        "t_submit": "REAL",  # unix s: create request sent
+        "t_seen": "REAL",  # first watch event (creationTimestamp observed)
+        "t_bound": "REAL",  # PodScheduled=True observed
+        "t_running": "REAL",  # phase Running observed
+        "t_ready": "REAL",  # Ready=True observed
+        "t_delete": "REAL",  # delete request sent
+        "t_deleted": "REAL",  # DELETED watch event
+        "schedulingLatency": "REAL",  # ms, t_bound - t_submit
+        "podReadyLatency": "REAL",  # ms, t_ready - t_submit
+        "deletionLatency": "REAL",  # ms, t_deleted - t_delete
+        "error": "TEXT",
+    },
+    # Free-form events (phase changes, faults, notes).
+    "events": {
+        "t": "REAL",  # unix s
+        "kind": "TEXT",
+        "data": "TEXT",  # JSON
+    },
+}
+
+#: Columns stored as JSON text and decoded on reading.
+JSON_COLUMNS: dict[str, tuple[str, ...]] = {"runs": ("meta",), "events": ("data",)}
+
+#: Indexes that make per-run reads cheap.
+INDEXES = {table: f"CREATE INDEX IF NOT EXISTS {table}_run ON {table}(run_id)" for table in TABLES}
+
+
+def create_statements() -> list[str]:
+    """The ``CREATE TABLE``/``INDEX`` statements for a fresh (or older) database."""
+    cols = ", ".join(f"{name} {kind}" for name, kind in RUNS_COLUMNS.items())
+    stmts = [f"CREATE TABLE IF NOT EXISTS runs ({cols})"]
+    for table, columns in TABLES.items():
+        cols = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
+        stmts.append(
+            f"CREATE TABLE IF NOT EXISTS {table} (run_id TEXT NOT NULL REFERENCES runs(id), {cols})"
+        )
+        stmts.append(INDEXES[table])
+    return stmts
+
+
+def columns(table: str) -> list[str]:
+    """All columns of ``table`` in order, ``run_id`` first (``id`` first for ``runs``)."""
+    if table == "runs":
+        return list(RUNS_COLUMNS)
+    return ["run_id", *TABLES[table]]

@@ -1,0 +1,356 @@
+"""The results store: one SQLite database holding every run and its samples.
+
+A run is a row in ``runs``; its samples are rows in the tables of
+:mod:`krios.results.schema`. The database uses WAL journaling and commits every
+write on its own (``add``) or per batch (``add_many``), so whatever was written
+before a process is killed (even ``kill -9``) is on disk, and a run whose
+process died keeps the status ``incomplete``.
+
+One ``ResultsStore`` may be shared by threads (a lock serialises use of its
+connection); several processes may write the same database at once (SQLite's
+locking with a generous busy timeout).
+
+Files a user opens live beside the database: ``results/<run-id>/`` holds the
+JSON Lines and CSV exports of each table, the plots and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import os
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from krios.errors import ConfigError
+from krios.results import schema
+
+log = logging.getLogger(__name__)
+
+#: Environment variable naming the database file.
+ENV_DB = "KRIOS_RESULTS_DB"
+#: Default database path (relative to the working directory).
+DEFAULT_DB = Path("results") / "krios.sqlite"
+EXPORT_FORMATS = ("jsonl", "csv")
+
+_RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[A-Za-z0-9_.-]+-[0-9a-f]{4}$")
+
+
+def default_path() -> Path:
+    """``$KRIOS_RESULTS_DB`` if set, else ``results/krios.sqlite``."""
+    env = os.environ.get(ENV_DB)
+    return Path(env) if env else DEFAULT_DB
+
+
+def new_run_id(label: str, now: float | None = None) -> str:
+    """A run id like ``20261123T064200Z-sf_4workers-ab12`` (UTC start, label, 4 random hex)."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-") or "run"
+    return f"{stamp}-{slug}-{secrets.token_hex(2)}"
+
+
+def is_run_id(text: str) -> bool:
+    """Whether ``text`` has the shape of a run id."""
+    return bool(_RUN_ID.match(text))
+
+
+class ResultsStore:
+    """Runs and samples in a SQLite database (WAL; every write committed).
+
+    Parameters
+    ----------
+    path:
+        Database file; default ``$KRIOS_RESULTS_DB`` or ``results/krios.sqlite``.
+        Its folder is created. ``results_dir`` (the folder of per-run exports)
+        is the database's folder.
+    timeout_s:
+        How long a writer waits for another process's lock before failing.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout_s: float = 30.0):
+        self.path = Path(path) if path is not None else default_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.results_dir = self.path.parent
+        self._lock = threading.RLock()
+        # isolation_level=None: autocommit; each statement outside BEGIN commits itself.
+        self._conn = sqlite3.connect(
+            str(self.path), timeout=timeout_s, isolation_level=None, check_same_thread=False
+        )
+        self._conn.row_factory = sqlite3.Row
+        with self._lock:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode: a process crash loses nothing committed; only an
+            # OS crash may lose the last transactions.
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection (further use raises ``sqlite3.ProgrammingError``)."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in schema.create_statements():
+                self._conn.execute(stmt)
+            for table in ("runs", *schema.TABLES):
+                have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+                want = schema.RUNS_COLUMNS if table == "runs" else schema.TABLES[table]
+                for name, kind in want.items():
+                    if name not in have:
+                        kind = kind.replace("PRIMARY KEY", "").replace("NOT NULL", "")
+                        self._conn.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {kind}')
+            self._conn.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION}")
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    # -- runs ----------------------------------------------------------------
+
+    def start_run(
+        self,
+        kind: str,
+        scenario: str | None = None,
+        seed: int | None = None,
+        meta: Mapping[str, Any] | None = None,
+        *,
+        collect: bool = True,
+        run_id: str | None = None,
+    ) -> str:
+        """Record a new run (status ``incomplete``) and return its id.
+
+        ``meta`` is stored as JSON; with ``collect`` (default) the environment
+        (package versions, git revision, ``tc`` state, host) from
+        :func:`krios.results.meta.collect` is merged under it (``meta`` wins).
+        """
+        merged: dict[str, Any] = {}
+        if collect:
+            from krios.results.meta import collect as collect_meta
+
+            merged.update(collect_meta())
+        merged.update(meta or {})
+        started = time.time()
+        text = json.dumps(merged, sort_keys=True, default=str)
+        with self._lock:
+            for _attempt in range(5):
+                rid = run_id or new_run_id(scenario or kind, started)
+                try:
+                    self._conn.execute(
+                        "INSERT INTO runs (id, kind, scenario, seed, started_at, status, meta)"
+                        " VALUES (?, ?, ?, ?, ?, 'incomplete', ?)",
+                        (rid, kind, scenario, seed, started, text),
+                    )
+                    log.info("run %s started (%s)", rid, kind)
+                    return rid
+                except sqlite3.IntegrityError as exc:
+                    if run_id is not None:
+                        raise ConfigError("a run with this id exists", source="run id", field=rid) from exc
+        raise RuntimeError("could not allocate a unique run id")
+
+    def finish_run(self, run_id: str, status: str = "complete") -> None:
+        """Mark a run finished with ``status`` (``complete`` or ``failed``)."""
+        if status not in schema.RUN_STATUSES:
+            raise ConfigError(f"must be one of {', '.join(schema.RUN_STATUSES)}", source="run status", field=status)
+        with self._lock:
+            cur = self._conn.execute(
+                "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?", (status, time.time(), run_id)
+            )
+        if cur.rowcount == 0:
+            raise ConfigError("no such run", source=str(self.path), field=run_id)
+
+    def update_meta(self, run_id: str, **items: Any) -> None:
+        """Merge ``items`` into a run's metadata (e.g. results computed at the end)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._conn.execute("SELECT meta FROM runs WHERE id = ?", (run_id,)).fetchone()
+                if row is None:
+                    raise ConfigError("no such run", source=str(self.path), field=run_id)
+                meta = json.loads(row["meta"] or "{}")
+                meta.update(items)
+                self._conn.execute(
+                    "UPDATE runs SET meta = ? WHERE id = ?",
+                    (json.dumps(meta, sort_keys=True, default=str), run_id),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """One run's row (``meta`` decoded). A unique prefix of the id is accepted."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM runs WHERE id = ? OR id LIKE ? ORDER BY id", (run_id, run_id + "%")
+            ).fetchall()
+        exact = [r for r in rows if r["id"] == run_id]
+        rows = exact or rows
+        if not rows:
+            raise ConfigError("no such run (see `krios runs`)", source=str(self.path), field=run_id)
+        if len(rows) > 1:
+            raise ConfigError(f"ambiguous run id prefix ({len(rows)} runs match)", source=str(self.path), field=run_id)
+        return _decode("runs", rows[0])
+
+    def runs(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """All runs, oldest first (``meta`` decoded), optionally only of one ``kind``."""
+        sql, args = "SELECT * FROM runs", ()
+        if kind is not None:
+            sql, args = sql + " WHERE kind = ?", (kind,)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY started_at, id", args).fetchall()
+        return [_decode("runs", r) for r in rows]
+
+    def counts(self, run_id: str) -> dict[str, int]:
+        """Number of rows per sample table for one run."""
+        with self._lock:
+            return {
+                t: self._conn.execute(f"SELECT COUNT(*) FROM {t} WHERE run_id = ?", (run_id,)).fetchone()[0]
+                for t in schema.TABLES
+            }
+
+    # -- samples -------------------------------------------------------------
+
+    def add(self, run_id: str, table: str, row: Mapping[str, Any]) -> None:
+        """Append one row to ``table`` for ``run_id``; committed on return."""
+        self.add_many(run_id, table, (row,))
+
+    def add_many(self, run_id: str, table: str, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Append rows to ``table`` for ``run_id`` in one transaction; returns how many."""
+        cols = _check_table(table)
+        rows = list(rows)
+        if not rows:
+            return 0
+        names = sorted({k for r in rows for k in r} - {"run_id"})
+        unknown = [n for n in names if n not in cols]
+        if unknown:
+            raise ConfigError(
+                f"unknown column (known: {', '.join(cols)})", source=f"results table {table}", field=unknown[0]
+            )
+        json_cols = schema.JSON_COLUMNS.get(table, ())
+        values = [
+            (run_id, *(_encode(r.get(n), n in json_cols) for n in names)) for r in rows
+        ]
+        quoted = ", ".join(f'"{n}"' for n in ["run_id", *names])
+        sql = f"INSERT INTO {table} ({quoted}) VALUES ({', '.join('?' * (len(names) + 1))})"
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(sql, values)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return len(values)
+
+    def event(self, run_id: str, kind: str, t: float | None = None, **data: Any) -> None:
+        """Shorthand for an ``events`` row (``data`` stored as JSON)."""
+        self.add(run_id, "events", {"t": time.time() if t is None else t, "kind": kind, "data": data})
+
+    def rows(self, run_id: str, table: str) -> list[dict[str, Any]]:
+        """All rows of ``table`` for ``run_id`` in insertion order (JSON columns decoded)."""
+        cols = _check_table(table)
+        quoted = ", ".join(f'"{c}"' for c in cols)
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {quoted} FROM {table} WHERE run_id = ? ORDER BY rowid", (run_id,)
+            ).fetchall()
+        return [_decode(table, r) for r in rows]
+
+    # -- files ---------------------------------------------------------------
+
+    def run_dir(self, run_id: str) -> Path:
+        """``results/<run-id>/`` beside the database (not created)."""
+        return self.results_dir / run_id
+
+    def export(
+        self,
+        run_id: str,
+        out_dir: str | os.PathLike[str] | None = None,
+        tables: Iterable[str] | None = None,
+        formats: Iterable[str] = EXPORT_FORMATS,
+    ) -> list[Path]:
+        """Write ``<table>.jsonl`` / ``<table>.csv`` for each table into ``results/<run-id>/``.
+
+        Tables without rows for the run are skipped; ``run.json`` (the run's row)
+        is always written. Returns the paths written.
+        """
+        run = self.run(run_id)
+        run_id = run["id"]
+        out = Path(out_dir) if out_dir is not None else self.run_dir(run_id)
+        out.mkdir(parents=True, exist_ok=True)
+        formats = list(formats)
+        for f in formats:
+            if f not in EXPORT_FORMATS:
+                raise ConfigError(f"must be one of {', '.join(EXPORT_FORMATS)}", source="export format", field=f)
+        written = [out / "run.json"]
+        _atomic_write(written[0], json.dumps(run, indent=2, sort_keys=True, default=str) + "\n")
+        for table in tables if tables is not None else schema.TABLES:
+            cols = _check_table(table)
+            rows = self.rows(run_id, table)
+            if not rows:
+                continue
+            if "jsonl" in formats:
+                path = out / f"{table}.jsonl"
+                _atomic_write(path, "".join(json.dumps(r, default=str) + "\n" for r in rows))
+                written.append(path)
+            if "csv" in formats:
+                path = out / f"{table}.csv"
+                tmp = path.with_suffix(".csv.tmp")
+                with tmp.open("w", newline="") as fh:
+                    w = csv.DictWriter(fh, fieldnames=cols)
+                    w.writeheader()
+                    for r in rows:
+                        w.writerow({k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in r.items()})
+                tmp.replace(path)
+                written.append(path)
+        return written
+
+
+def _check_table(table: str) -> list[str]:
+    if table not in schema.TABLES:
+        raise ConfigError(f"unknown table (known: {', '.join(schema.TABLES)})", source="results store", field=table)
+    return schema.columns(table)
+
+
+def _encode(value: Any, as_json: bool) -> Any:
+    if as_json:
+        return json.dumps(value if value is not None else {}, sort_keys=True, default=str)
+    if isinstance(value, bool):
+        return int(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    return value
+
+
+def _decode(table: str, row: sqlite3.Row) -> dict[str, Any]:
+    out = dict(row)
+    for col in schema.JSON_COLUMNS.get(table, ()):
+        if col in out and isinstance(out[col], str):
+            with contextlib.suppress(json.JSONDecodeError):
+                out[col] = json.loads(out[col])
+    return out
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
