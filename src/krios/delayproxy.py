@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import os
 import threading
@@ -294,3 +295,117 @@ def replace_port(url: str, host: str, port: int) -> str:
     """``url`` with its netloc replaced by ``host:port``."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, f"{host}:{port}", parts.path, parts.query, parts.fragment))
+
+
+class ControlServer:
+    """A loopback HTTP endpoint to read and change a running proxy's delay.
+
+    ``GET /`` returns ``{"delay_ms", "up_ms", "down_ms", "target", "listen",
+    "connections", "bytes_up", "bytes_down"}``; ``PUT /delay?ms=50`` (or
+    ``?up_ms=&down_ms=``) sets the delay and returns the same document.
+    Used by ``krios bench latency --proxy-control URL`` to sweep the delay of
+    a proxy that long-running components already talk through.
+    """
+
+    def __init__(self, proxy: DelayProxy, listen: tuple[str, int] = ("127.0.0.1", 0)):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs
+
+        _check_loopback(listen[0], "control")
+        outer = proxy
+
+        class Handler(BaseHTTPRequestHandler):
+            def _reply(self, code: int, doc: Mapping[str, Any]) -> None:
+                body = (json.dumps(doc) + "\n").encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                self._reply(200, proxy_state(outer))
+
+            def do_PUT(self) -> None:
+                parts = urlsplit(self.path)
+                if parts.path.rstrip("/") != "/delay":
+                    self._reply(404, {"error": "PUT /delay?ms=N"})
+                    return
+                query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+                try:
+                    if "ms" in query:
+                        outer.delay_ms = float(query["ms"])
+                    if "up_ms" in query:
+                        outer.up_ms = max(0.0, float(query["up_ms"]))
+                    if "down_ms" in query:
+                        outer.down_ms = max(0.0, float(query["down_ms"]))
+                except (ValueError, ConfigError) as exc:
+                    self._reply(400, {"error": str(exc)})
+                    return
+                log.info("delay proxy: now %.1f ms up, %.1f ms down", outer.up_ms, outer.down_ms)
+                self._reply(200, proxy_state(outer))
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("control: " + format, *args)
+
+        self._server = ThreadingHTTPServer(listen, Handler)
+        self._server.daemon_threads = True
+        self.address = self._server.server_address[:2]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="krios-delayproxy-control", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address[0]}:{self.address[1]}"
+
+    def start(self) -> ControlServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def proxy_state(proxy: DelayProxy) -> dict[str, Any]:
+    """What the control endpoint reports about ``proxy``."""
+    return {
+        "delay_ms": proxy.delay_ms,
+        "up_ms": proxy.up_ms,
+        "down_ms": proxy.down_ms,
+        "target": f"{proxy.target[0]}:{proxy.target[1]}",
+        "listen": f"{proxy.address[0]}:{proxy.address[1]}" if proxy.address else None,
+        "connections": proxy.connections,
+        "bytes_up": proxy.bytes_up,
+        "bytes_down": proxy.bytes_down,
+    }
+
+
+class RemoteProxy:
+    """Client of a :class:`ControlServer`: ``RemoteProxy(url).delay_ms = 50``."""
+
+    def __init__(self, url: str, timeout_s: float = 5.0):
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+
+    def state(self) -> dict[str, Any]:
+        return self._call("GET", "/")
+
+    @property
+    def delay_ms(self) -> float:
+        return float(self.state()["delay_ms"])
+
+    @delay_ms.setter
+    def delay_ms(self, value: float) -> None:
+        self._call("PUT", f"/delay?ms={float(value)}")
+
+    def _call(self, method: str, path: str) -> dict[str, Any]:
+        import urllib.error
+        import urllib.request
+
+        req = urllib.request.Request(self.url + path, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                return json.loads(resp.read())
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise ConfigError(f"delay proxy control endpoint not reachable: {exc}", source="--proxy-control",
+                              field=self.url) from exc
