@@ -80,6 +80,7 @@ class ResultsStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.results_dir = self.path.parent
         self._lock = threading.RLock()
+        self._created: set[str] = set()  # runs this store started (and so finishes)
         # isolation_level=None: autocommit; each statement outside BEGIN commits itself.
         self._conn = sqlite3.connect(
             str(self.path), timeout=timeout_s, isolation_level=None, check_same_thread=False
@@ -141,6 +142,11 @@ class ResultsStore:
         ``meta`` is stored as JSON; with ``collect`` (default) the environment
         (package versions, git revision, ``tc`` state, host) from
         :func:`krios.results.meta.collect` is merged under it (``meta`` wins).
+
+        With ``run_id`` naming an existing run, this process *joins* that run
+        (an experiment started it and passed its id on): no new row, a
+        ``joined`` event with ``kind`` and ``meta``, and :meth:`finish_run` from
+        this store leaves the run's status to the process that started it.
         """
         merged: dict[str, Any] = {}
         if collect:
@@ -159,23 +165,40 @@ class ResultsStore:
                         " VALUES (?, ?, ?, ?, ?, 'incomplete', ?)",
                         (rid, kind, scenario, seed, started, text),
                     )
+                except sqlite3.IntegrityError:
+                    if run_id is not None:
+                        break
+                else:
+                    self._created.add(rid)
                     log.info("run %s started (%s)", rid, kind)
                     return rid
-                except sqlite3.IntegrityError as exc:
-                    if run_id is not None:
-                        raise ConfigError("a run with this id exists", source="run id", field=rid) from exc
-        raise RuntimeError("could not allocate a unique run id")
+        if run_id is None:
+            raise RuntimeError("could not allocate a unique run id")
+        self.event(run_id, "joined", kind=kind, scenario=scenario, seed=seed, meta=dict(meta or {}))
+        log.info("joined run %s (%s)", run_id, kind)
+        return run_id
 
-    def finish_run(self, run_id: str, status: str = "complete") -> None:
-        """Mark a run finished with ``status`` (``complete`` or ``failed``)."""
+    def finish_run(self, run_id: str, status: str = "complete", *, force: bool = False) -> None:
+        """Mark a run finished with ``status`` (``complete`` or ``failed``).
+
+        For a run this store joined (see :meth:`start_run`) only a ``finished``
+        event is recorded, unless ``force``: the run's owner finishes it.
+        """
         if status not in schema.RUN_STATUSES:
             raise ConfigError(f"must be one of {', '.join(schema.RUN_STATUSES)}", source="run status", field=status)
+        if run_id not in self._created and not force and self._exists(run_id):
+            self.event(run_id, "finished", status=status)
+            return
         with self._lock:
             cur = self._conn.execute(
                 "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?", (status, time.time(), run_id)
             )
         if cur.rowcount == 0:
             raise ConfigError("no such run", source=str(self.path), field=run_id)
+
+    def _exists(self, run_id: str) -> bool:
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None
 
     def update_meta(self, run_id: str, **items: Any) -> None:
         """Merge ``items`` into a run's metadata (e.g. results computed at the end)."""
