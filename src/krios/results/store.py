@@ -174,7 +174,8 @@ class ResultsStore:
                     return rid
         if run_id is None:
             raise RuntimeError("could not allocate a unique run id")
-        self.event(run_id, "joined", kind=kind, scenario=scenario, seed=seed, meta=dict(meta or {}))
+        data = {"kind": kind, "scenario": scenario, "seed": seed, "meta": dict(meta or {})}
+        self.add(run_id, "events", {"t": time.time(), "kind": "joined", "data": data})
         log.info("joined run %s (%s)", run_id, kind)
         return run_id
 
