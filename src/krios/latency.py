@@ -1,0 +1,170 @@
+"""Round-trip time between a ground client and the satellites serving its zone.
+
+The model (the original Krios emulator's, made explicit and configurable)::
+
+    d      = slant range from the client to the satellite, km
+    hops   = max(1, ceil(d / hop_km))
+    RTT_ms = 2 * d / c * 1000  +  hops * per_hop_ms
+
+with ``c = 299792.458 km/s``. ``per_hop_ms`` is the processing (queueing,
+switching) added per hop to the round trip; the original used 9 ms per hop.
+``per_hop_ms`` and ``hop_km`` come from the scenario's ``latency`` section.
+
+The client may be anywhere in the zone (a disc of ``radius_km`` around the
+zone centre), so, as the original did, the model takes the *farthest* client
+point: distance to a satellite is a convex function of the ground point, so
+its maximum over the disc lies on the boundary circle, which is sampled at
+``n_edge`` points (plus the centre, for ``radius_km == 0``).
+
+Frames: satellite positions are Earth-fixed ITRS (km); ground points are
+WGS84 geodetic and converted to ITRS by skyfield (:func:`krios.geometry.ground_itrs`), so Earth rotation is
+accounted for by the caller's ITRS positions. Between two satellites (the
+node-to-node entries of the latency matrix) ``d`` is the straight-line
+inter-satellite distance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from krios.geometry import ground_itrs
+
+#: Speed of light in vacuum, km/s.
+C_KM_S = 299_792.458
+#: Mean Earth radius (IUGG), km; only used to lay the zone circle out on the ground.
+EARTH_MEAN_RADIUS_KM = 6371.0088
+
+
+def zone_points(lat_deg: float, lon_deg: float, radius_km: float, n_edge: int = 72) -> tuple[np.ndarray, np.ndarray]:
+    """Latitudes and longitudes (deg) of the client points of a zone.
+
+    The centre first, then ``n_edge`` points evenly spaced in azimuth on the
+    circle of ground distance ``radius_km`` around it (great-circle
+    destination points on a sphere of :data:`EARTH_MEAN_RADIUS_KM`). A zero
+    radius gives the centre only.
+    """
+    if radius_km <= 0:
+        return np.array([float(lat_deg)]), np.array([float(lon_deg)])
+    lat1, lon1 = np.radians(lat_deg), np.radians(lon_deg)
+    delta = radius_km / EARTH_MEAN_RADIUS_KM
+    az = np.linspace(0.0, 2 * np.pi, n_edge, endpoint=False)
+    lat2 = np.arcsin(np.sin(lat1) * np.cos(delta) + np.cos(lat1) * np.sin(delta) * np.cos(az))
+    lon2 = lon1 + np.arctan2(
+        np.sin(az) * np.sin(delta) * np.cos(lat1), np.cos(delta) - np.sin(lat1) * np.sin(lat2)
+    )
+    lon2 = (lon2 + np.pi) % (2 * np.pi) - np.pi
+    lats = np.concatenate([[lat1], lat2])
+    lons = np.concatenate([[lon1], lon2])
+    return np.degrees(lats), np.degrees(lons)
+
+
+def farthest_range_km(r_itrs: np.ndarray, ground: np.ndarray) -> np.ndarray:
+    """Largest distance (km) from any of the ground points to each satellite.
+
+    ``r_itrs``: satellite ITRS positions, shape ``(..., 3)`` km; ``ground``:
+    ITRS ground points, shape ``(n, 3)`` km. Returns shape ``(...)``.
+    """
+    r = np.asarray(r_itrs, dtype=float)
+    diff = r[..., None, :] - ground  # (..., n, 3)
+    return np.linalg.norm(diff, axis=-1).max(axis=-1)
+
+
+def hop_count(distance_km: np.ndarray | float, hop_km: float) -> np.ndarray:
+    """Hops over ``distance_km``: one per started ``hop_km``, at least one."""
+    d = np.asarray(distance_km, dtype=float)
+    return np.maximum(1.0, np.ceil(d / hop_km))
+
+
+def rtt_ms(distance_km: np.ndarray | float, per_hop_ms: float, hop_km: float) -> np.ndarray:
+    """Round-trip time (ms) over a one-way path of ``distance_km``.
+
+    ``2 * d / c`` propagation plus ``per_hop_ms`` per hop (see module docs).
+    """
+    d = np.asarray(distance_km, dtype=float)
+    return 2.0 * d / C_KM_S * 1000.0 + hop_count(d, hop_km) * per_hop_ms
+
+
+@dataclass(frozen=True)
+class LatencyModel:
+    """The RTT model for one zone.
+
+    Attributes
+    ----------
+    lat_deg, lon_deg, radius_km:
+        The zone (WGS84 degrees, km); the client may be anywhere in it.
+    per_hop_ms, hop_km:
+        Processing per hop (ms, round trip) and path length per hop (km).
+    n_edge:
+        Points sampled on the zone's boundary circle.
+    """
+
+    lat_deg: float
+    lon_deg: float
+    radius_km: float = 0.0
+    per_hop_ms: float = 9.0
+    hop_km: float = 1000.0
+    n_edge: int = 72
+
+    def __post_init__(self) -> None:
+        lats, lons = zone_points(self.lat_deg, self.lon_deg, self.radius_km, self.n_edge)
+        object.__setattr__(self, "_ground", ground_itrs(lats, lons).reshape(-1, 3))
+
+    @classmethod
+    def from_scenario(cls, scenario: Any) -> LatencyModel:
+        """The model of a :class:`krios.scenarios.Scenario` (``zone`` and ``latency`` keys)."""
+        zone = scenario["zone"]
+        lat = scenario.get("latency", {}) or {}
+        return cls(
+            lat_deg=float(zone["lat"]),
+            lon_deg=float(zone["lon"]),
+            radius_km=float(zone.get("radius_km", 0.0)),
+            per_hop_ms=float(lat.get("per_hop_ms", 9.0)),
+            hop_km=float(lat.get("hop_km", 1000.0)),
+        )
+
+    @property
+    def ground(self) -> np.ndarray:
+        """ITRS km, ``(n, 3)``: the client points (centre, then the boundary circle)."""
+        return self._ground  # type: ignore[attr-defined]
+
+    def client_range_km(self, r_itrs: np.ndarray) -> np.ndarray:
+        """Slant range (km) from the farthest client point to each satellite ``(..., 3)``."""
+        return farthest_range_km(r_itrs, self.ground)
+
+    def client_rtt_ms(self, r_itrs: np.ndarray) -> np.ndarray:
+        """RTT (ms) from the farthest client point to each satellite ``(..., 3)`` ITRS km."""
+        return rtt_ms(self.client_range_km(r_itrs), self.per_hop_ms, self.hop_km)
+
+    def link_rtt_ms(self, r_a: np.ndarray, r_b: np.ndarray) -> np.ndarray:
+        """RTT (ms) over the straight line between satellites at ITRS ``r_a`` and ``r_b`` (km)."""
+        d = np.linalg.norm(np.asarray(r_a, dtype=float) - np.asarray(r_b, dtype=float), axis=-1)
+        return rtt_ms(d, self.per_hop_ms, self.hop_km)
+
+    def matrix(self, positions: Mapping[str, np.ndarray], decimals: int = 3) -> dict[str, dict[str, float]]:
+        """The ``rtt`` part of the ``krios-latency`` ConfigMap.
+
+        ``positions``: node name -> ITRS position (km, shape ``(3,)``) of the
+        satellite it emulates. Returns ``{"client": {node: ms}, node: {node: ms}}``
+        (a node's RTT to itself is 0).
+        """
+        names = sorted(positions)
+        if not names:
+            return {"client": {}}
+        r = np.array([positions[n] for n in names], dtype=float).reshape(len(names), 3)
+        client = self.client_rtt_ms(r)
+        links = self.link_rtt_ms(r[:, None, :], r[None, :, :])
+        out: dict[str, dict[str, float]] = {
+            "client": {n: round(float(client[i]), decimals) for i, n in enumerate(names)}
+        }
+        for i, a in enumerate(names):
+            out[a] = {b: (0.0 if i == j else round(float(links[i, j]), decimals)) for j, b in enumerate(names)}
+        return out
+
+
+def matrix_document(updated: float, rtt: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
+    """The ``matrix.json`` document of ConfigMap ``krios-latency`` (see ARCHITECTURE.md)."""
+    return {"updated": float(updated), "unit": "ms", "rtt": {k: dict(v) for k, v in rtt.items()}}
