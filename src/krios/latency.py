@@ -13,11 +13,11 @@ switching) added per hop to the round trip; the original used 9 ms per hop.
 The client may be anywhere in the zone (a disc of ``radius_km`` around the
 zone centre), so, as the original did, the model takes the *farthest* client
 point: distance to a satellite is a convex function of the ground point, so
-its maximum over the disc lies on the boundary circle, which is sampled at
-``n_edge`` points (plus the centre, for ``radius_km == 0``).
+its maximum over the disc lies on the boundary circle, the zone's edge ring
+(:attr:`krios.zones.Zone.ring`, 720 points; the centre alone for radius 0).
 
 Frames: satellite positions are Earth-fixed ITRS (km); ground points are
-WGS84 geodetic and converted to ITRS by skyfield (:func:`krios.geometry.ground_itrs`), so Earth rotation is
+WGS84 geodetic and converted to ITRS by skyfield (:mod:`krios.geometry`), so Earth rotation is
 accounted for by the caller's ITRS positions. Between two satellites (the
 node-to-node entries of the latency matrix) ``d`` is the straight-line
 inter-satellite distance.
@@ -25,41 +25,18 @@ inter-satellite distance.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from krios.geometry import ground_itrs
+from krios.errors import ConfigError
+from krios.zones import Zone
 
 #: Speed of light in vacuum, km/s.
 C_KM_S = 299_792.458
-#: Mean Earth radius (IUGG), km; only used to lay the zone circle out on the ground.
-EARTH_MEAN_RADIUS_KM = 6371.0088
-
-
-def zone_points(lat_deg: float, lon_deg: float, radius_km: float, n_edge: int = 72) -> tuple[np.ndarray, np.ndarray]:
-    """Latitudes and longitudes (deg) of the client points of a zone.
-
-    The centre first, then ``n_edge`` points evenly spaced in azimuth on the
-    circle of ground distance ``radius_km`` around it (great-circle
-    destination points on a sphere of :data:`EARTH_MEAN_RADIUS_KM`). A zero
-    radius gives the centre only.
-    """
-    if radius_km <= 0:
-        return np.array([float(lat_deg)]), np.array([float(lon_deg)])
-    lat1, lon1 = np.radians(lat_deg), np.radians(lon_deg)
-    delta = radius_km / EARTH_MEAN_RADIUS_KM
-    az = np.linspace(0.0, 2 * np.pi, n_edge, endpoint=False)
-    lat2 = np.arcsin(np.sin(lat1) * np.cos(delta) + np.cos(lat1) * np.sin(delta) * np.cos(az))
-    lon2 = lon1 + np.arctan2(
-        np.sin(az) * np.sin(delta) * np.cos(lat1), np.cos(delta) - np.sin(lat1) * np.sin(lat2)
-    )
-    lon2 = (lon2 + np.pi) % (2 * np.pi) - np.pi
-    lats = np.concatenate([[lat1], lat2])
-    lons = np.concatenate([[lon1], lon2])
-    return np.degrees(lats), np.degrees(lons)
 
 
 def farthest_range_km(r_itrs: np.ndarray, ground: np.ndarray) -> np.ndarray:
@@ -94,41 +71,39 @@ class LatencyModel:
 
     Attributes
     ----------
-    lat_deg, lon_deg, radius_km:
-        The zone (WGS84 degrees, km); the client may be anywhere in it.
+    zone:
+        The :class:`krios.zones.Zone`; the client may be anywhere in its disk.
     per_hop_ms, hop_km:
         Processing per hop (ms, round trip) and path length per hop (km).
-    n_edge:
-        Points sampled on the zone's boundary circle.
     """
 
-    lat_deg: float
-    lon_deg: float
-    radius_km: float = 0.0
+    zone: Zone
     per_hop_ms: float = 9.0
     hop_km: float = 1000.0
-    n_edge: int = 72
 
     def __post_init__(self) -> None:
-        lats, lons = zone_points(self.lat_deg, self.lon_deg, self.radius_km, self.n_edge)
-        object.__setattr__(self, "_ground", ground_itrs(lats, lons).reshape(-1, 3))
+        for name in ("per_hop_ms", "hop_km"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0) or (
+                name == "hop_km" and value == 0
+            ):
+                raise ConfigError("must be a non-negative number" if name == "per_hop_ms"
+                                  else "must be a positive number", source="latency", field=name)  # fmt: skip
+        ring, _ups = self.zone.ring
+        ground = np.vstack([np.reshape(self.zone.centre_itrs, (1, 3)), ring]) if self.zone.radius_km > 0 \
+            else np.reshape(self.zone.centre_itrs, (1, 3))
+        object.__setattr__(self, "_ground", ground)
 
     @classmethod
     def from_scenario(cls, scenario: Any) -> LatencyModel:
         """The model of a :class:`krios.scenarios.Scenario` (``zone`` and ``latency`` keys)."""
-        zone = scenario["zone"]
         lat = scenario.get("latency", {}) or {}
-        return cls(
-            lat_deg=float(zone["lat"]),
-            lon_deg=float(zone["lon"]),
-            radius_km=float(zone.get("radius_km", 0.0)),
-            per_hop_ms=float(lat.get("per_hop_ms", 9.0)),
-            hop_km=float(lat.get("hop_km", 1000.0)),
-        )
+        return cls(Zone.from_scenario(scenario), per_hop_ms=float(lat.get("per_hop_ms", 9.0)),
+                   hop_km=float(lat.get("hop_km", 1000.0)))  # fmt: skip
 
     @property
     def ground(self) -> np.ndarray:
-        """ITRS km, ``(n, 3)``: the client points (centre, then the boundary circle)."""
+        """ITRS km, ``(n, 3)``: the client points (centre, then the zone's edge ring)."""
         return self._ground  # type: ignore[attr-defined]
 
     def client_range_km(self, r_itrs: np.ndarray) -> np.ndarray:
