@@ -1,0 +1,148 @@
+"""Time scales, Earth rotation and look angles, all through skyfield.
+
+Frames
+------
+SGP4 gives positions in TEME (True Equator, Mean Equinox). The Earth-fixed
+frame here is skyfield's ITRS without polar motion (skyfield's builtin
+timescale has no polar-motion table), reached from TEME by one rotation about
+the z axis through the Greenwich Mean Sidereal Time of 1982 evaluated at UT1
+(:func:`skyfield.sgp4lib.theta_GMST1982`, AIAA 2006-6753 Appendix C). This is
+exactly the rotation skyfield applies for ``(sat - topos).at(t).altaz()``:
+its TEME->GCRS rotation and its GCRS->ITRS rotation cancel to ``rot_z(-theta)``.
+
+Time arguments match skyfield's ``EarthSatellite``: SGP4 is called with the
+UTC Julian date (the TLE epoch is UTC), and the sidereal angle with UT1
+(UTC + DUT1 from skyfield's builtin tables), so no file is downloaded.
+
+Ground points are WGS84 geodetic (latitude, longitude in degrees, height in
+km); the local frame is east-north-up about the geodetic normal, as skyfield's
+``wgs84.latlon`` uses.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+from numpy.typing import ArrayLike
+from skyfield.api import load, wgs84
+from skyfield.sgp4lib import TEME_to_ITRF, theta_GMST1982
+from skyfield.timelib import Time, Timescale
+
+DAY_S = 86400.0
+#: Julian date of the unix epoch, 1970-01-01 00:00 UTC.
+UNIX0_JD = 2440587.5
+#: WGS84 equatorial and polar radii, km (from skyfield's ellipsoid).
+WGS84_A_KM = float(wgs84.radius.km)
+WGS84_B_KM = WGS84_A_KM * (1.0 - 1.0 / wgs84.inverse_flattening)
+#: Earth's mean radius (IUGG), km: used to lay out zone disks on the ground.
+MEAN_RADIUS_KM = 6371.0088
+
+
+@functools.cache
+def timescale() -> Timescale:
+    """skyfield's builtin timescale (leap seconds and Delta T shipped with skyfield)."""
+    return load.timescale(builtin=True)
+
+
+def skyfield_time(t: ArrayLike) -> Time:
+    """A skyfield ``Time`` for unix seconds ``t`` (UTC, scalar or array)."""
+    days, secs = np.divmod(np.asarray(t, dtype=float), DAY_S)
+    return timescale().utc(1970, 1, 1 + days, 0, 0, secs)
+
+
+def jd_utc(t: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """``(jd, fraction)`` of unix seconds ``t`` as SGP4 takes them (UTC Julian date in two parts)."""
+    days, secs = np.divmod(np.asarray(t, dtype=float), DAY_S)
+    return UNIX0_JD + days, secs / DAY_S
+
+
+def gmst_angle(t: ArrayLike) -> np.ndarray:
+    """The TEME->ITRS rotation angle (rad) at unix seconds ``t``: GMST 1982 at UT1."""
+    st = skyfield_time(t)
+    theta, _ = theta_GMST1982(st.whole, st.ut1_fraction)
+    return np.asarray(theta)
+
+
+def teme_to_itrs(
+    r_teme: np.ndarray, v_teme: np.ndarray, t: ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate TEME states ``(N, T, 3)`` (km, km/s) at unix times ``t`` ``(T,)`` to ITRS.
+
+    Uses skyfield's :func:`~skyfield.sgp4lib.TEME_to_ITRF` (with UT1 from the
+    builtin timescale), which also removes the Earth's rotation from the velocity.
+    """
+    st = skyfield_time(np.atleast_1d(t))
+    shape = r_teme.shape
+    # TEME_to_ITRF broadcasts one time per column: flatten (N, T) into columns.
+    whole = np.broadcast_to(st.whole, shape[:-1]).ravel()
+    frac = np.broadcast_to(st.ut1_fraction, shape[:-1]).ravel()
+    r = r_teme.reshape(-1, 3).T
+    v = v_teme.reshape(-1, 3).T * DAY_S  # km/day: TEME_to_ITRF's theta_dot is per day
+    r_itrs, v_itrs = TEME_to_ITRF(whole, r, v, 0.0, 0.0, frac)
+    return r_itrs.T.reshape(shape), (v_itrs.T / DAY_S).reshape(shape)
+
+
+def rot_z_matrix(angle: float) -> np.ndarray:
+    """``rot_z(-angle)`` as a (3, 3) array: ``r_itrs = M @ r_teme`` for ``angle = gmst``."""
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def ground_itrs(lat_deg: ArrayLike, lon_deg: ArrayLike, height_km: ArrayLike = 0.0) -> np.ndarray:
+    """ITRS position (km), shape ``(..., 3)``, of WGS84 geodetic points (skyfield's ``wgs84``)."""
+    lat = np.asarray(lat_deg, dtype=float)
+    lon = np.asarray(lon_deg, dtype=float)
+    h = np.asarray(height_km, dtype=float) * 1000.0
+    xyz = wgs84.latlon(lat, lon, elevation_m=h).itrs_xyz.km
+    return np.moveaxis(np.asarray(xyz, dtype=float), 0, -1)
+
+
+def enu_basis(lat_deg: ArrayLike, lon_deg: ArrayLike) -> np.ndarray:
+    """Local east, north, up unit vectors (ITRS), shape ``(..., 3, 3)`` (rows e, n, u)."""
+    lat = np.radians(np.asarray(lat_deg, dtype=float))
+    lon = np.radians(np.asarray(lon_deg, dtype=float))
+    sl, cl, so, co = np.sin(lat), np.cos(lat), np.sin(lon), np.cos(lon)
+    zero = np.zeros_like(sl)
+    east = np.stack([-so, co, zero], axis=-1)
+    north = np.stack([-sl * co, -sl * so, cl], axis=-1)
+    up = np.stack([cl * co, cl * so, sl], axis=-1)
+    return np.stack([east, north, up], axis=-2)
+
+
+def look_angles(
+    r_itrs: np.ndarray, lat_deg: float, lon_deg: float, height_km: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Elevation (deg), azimuth (deg, from north through east) and range (km) of ITRS points.
+
+    ``r_itrs`` has shape ``(..., 3)`` in km; the observer is the WGS84 point
+    (``lat_deg``, ``lon_deg``, ``height_km``). Matches skyfield's
+    ``(sat - wgs84.latlon(...)).at(t).altaz()``.
+    """
+    origin = ground_itrs(lat_deg, lon_deg, height_km)
+    basis = enu_basis(lat_deg, lon_deg)
+    return enu_look(np.asarray(r_itrs, dtype=float) - origin, basis)
+
+
+def enu_look(d_itrs: np.ndarray, basis: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Look angles of offset vectors ``d_itrs`` (..., 3) km in a local ``basis`` (rows e, n, u)."""
+    enu = d_itrs @ np.swapaxes(basis, -1, -2) if basis.ndim == 2 else np.einsum(
+        "...j,...ij->...i", d_itrs, basis)
+    rng = np.sqrt(np.einsum("...i,...i->...", enu, enu))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        elev = np.degrees(np.arcsin(enu[..., 2] / rng))
+    az = np.degrees(np.arctan2(enu[..., 0], enu[..., 1])) % 360.0
+    return elev, az, rng
+
+
+def coverage_angle(r_km: ArrayLike, min_elevation_deg: ArrayLike, ground_radius_km: ArrayLike) -> np.ndarray:
+    """Earth central angle (rad) from the sub-satellite point within which a satellite
+    at geocentric distance ``r_km`` is at least ``min_elevation_deg`` high, for a
+    spherical Earth of radius ``ground_radius_km``: ``acos(R cos e / r) - e``.
+
+    Grows with ``r`` and shrinks with ``R`` and ``e``.
+    """
+    e = np.radians(np.asarray(min_elevation_deg, dtype=float))
+    ratio = np.clip(np.asarray(ground_radius_km, dtype=float) * np.cos(e) / np.asarray(r_km), -1, 1)
+    return np.arccos(ratio) - e
