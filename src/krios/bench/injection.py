@@ -17,9 +17,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,9 @@ class NoInjector:
     description = "none (delay injected outside the benchmark, e.g. tc netem, or not at all)"
 
     def set_delay(self, ms: float) -> None:
+        pass
+
+    def check(self) -> None:
         pass
 
     def close(self) -> None:
@@ -57,6 +62,9 @@ class AttachInjector:
     def set_delay(self, ms: float) -> None:
         self.remote.delay_ms = ms
 
+    def check(self) -> None:
+        pass
+
     def close(self) -> None:
         self.remote.delay_ms = 0.0
 
@@ -73,10 +81,9 @@ def scheduler_command(name: str, kubeconfig: Path, scenario: str | None = None) 
         binary = binaries.binary(binaries.find_bin_dir(build=False), "kube-scheduler")
         return comp.scheduler_cmd(binary, kubeconfig, comp.free_ports(1)[0])
     if name == "krios-scheduler":
-        cmd = [sys.executable, "-m", "krios", "scheduler", "--kubeconfig", str(kubeconfig)]
-        if scenario:
-            cmd += ["--scenario", scenario]
-        return cmd
+        cmd = [sys.executable, "-m", "krios", "scheduler", "--kubeconfig", str(kubeconfig), "--no-leader-elect"]
+        # The constellation only matters for leozone pods; any gives the same code path otherwise.
+        return cmd + (["--scenario", scenario] if scenario else ["--shell", "starlink-1"])
     raise ConfigError(
         "the benchmark can start only krios-scheduler and default-scheduler; start others yourself behind "
         "`krios delayproxy` and use --proxy-control",
@@ -94,7 +101,8 @@ class SpawnInjector:
     schedulers:
         Scheduler names to start (see :func:`scheduler_command`).
     work_dir:
-        Where the proxied kubeconfig and the schedulers' logs go.
+        Where the schedulers' logs go (the proxied kubeconfig, which holds
+        credentials, goes to a private temporary folder removed on close).
     state_dir:
         The local cluster's state folder, to pause its kube-scheduler (None: the
         default folder if its kubeconfig is ``kubeconfig``'s server).
@@ -107,11 +115,14 @@ class SpawnInjector:
         server = kubeconfig_server(kubeconfig)
         self.proxy = DelayProxy(parse_hostport(server, source=str(kubeconfig)))
         self.procs: dict[str, subprocess.Popen] = {}
+        self._tmp: str | None = None
         self._paused: Any = None
         self._cluster = _local_cluster(state_dir, server)
         self.proxy.start()
         try:
-            self.kubeconfig = proxied_kubeconfig(kubeconfig, self.proxy.url, work_dir / "kubeconfig-proxied")
+            # The copy holds the admin credentials: a private temporary folder, not the results folder.
+            self._tmp = tempfile.mkdtemp(prefix="krios-bench-")
+            self.kubeconfig = proxied_kubeconfig(kubeconfig, self.proxy.url, Path(self._tmp) / "kubeconfig")
             if "default-scheduler" in schedulers and _component_alive(self._cluster, "kube-scheduler"):
                 log.info("pausing the local cluster's kube-scheduler for the benchmark")
                 self._cluster.stop_component("kube-scheduler")
@@ -127,7 +138,7 @@ class SpawnInjector:
         except BaseException:
             self.close()
             raise
-        self.description = f"in-process delay proxy {self.proxy.url} (schedulers started by the benchmark)"
+        self.description = f"in-process delay proxy {self.proxy.url}, schedulers started by the benchmark"
 
     def check(self) -> None:
         """Raise if a scheduler process exited."""
@@ -155,6 +166,9 @@ class SpawnInjector:
                 p.wait(timeout=5)
         self.procs.clear()
         self.proxy.stop()
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
         if self._paused and self._cluster is not None:
             log.info("resuming the local cluster's kube-scheduler")
             self._cluster.start_component(self._paused)

@@ -134,14 +134,17 @@ class Progress:
         self.t0 = time.monotonic()
         self.cell: Cell | None = None
 
-    def line(self) -> str:
+    def line(self, done_cell: bool = False) -> str:
         elapsed = time.monotonic() - self.t0
         rate = self.done / elapsed if elapsed > 0 and self.done else 0.0
         remaining = (self.total - self.done) / rate if rate else float("nan")
-        where = f"{self.cell.scheduler} @ {self.cell.latency_ms:g} ms" if self.cell else ""
+        where = ""
+        if self.cell:
+            verb = "done" if done_cell else "now"
+            where = f"  ({verb}: cell {self.cell.index + 1}, {self.cell.scheduler} @ {self.cell.latency_ms:g} ms)"
         rem = _clock(remaining) if remaining == remaining else "?"
         return (f"[bench latency] {self.done}/{self.total} samples ({100.0 * self.done / max(self.total, 1):.0f}%), "
-                f"{self.errors} errors, elapsed {_clock(elapsed)}, remaining ~{rem}  {where}")
+                f"{self.errors} errors, elapsed {_clock(elapsed)}, remaining ~{rem}{where}")
 
     def start_cell(self, cell: Cell) -> None:
         self.cell = cell
@@ -159,8 +162,8 @@ class Progress:
 
     def finish(self) -> None:
         self.cell = None
-        if self.enabled:
-            self.stream.write(("\r\033[K" if self.tty else "") + self.line() + "\n")
+        if self.enabled and self.tty:
+            self.stream.write("\r\033[K" + self.line() + "\n")
             self.stream.flush()
 
     def _emit(self, final: bool) -> None:
@@ -169,7 +172,7 @@ class Progress:
         if self.tty:
             self.stream.write("\r\033[K" + self.line())
         elif final:
-            self.stream.write(self.line() + "\n")
+            self.stream.write(self.line(done_cell=True) + "\n")
         self.stream.flush()
 
 
@@ -242,18 +245,28 @@ def measure_pod(
 
 def wait_scheduler_ready(
     core: client.CoreV1Api, watcher: PodWatcher, cfg: SweepConfig, scheduler: str, run_label: str,
-    timeout_s: float = 90.0,
+    timeout_s: float = 90.0, check: Callable[[], None] | None = None,
 ) -> float:
-    """Create probe pods until ``scheduler`` binds one (it is up); returns the seconds it took."""
+    """Create a probe pod and wait until ``scheduler`` binds it (it is up); returns the seconds it took.
+
+    ``check()`` is called every second and may raise (e.g. a scheduler process exited).
+    """
     t0 = time.monotonic()
     name = f"probe-{scheduler}-{run_label}"[:63].rstrip("-.")
-    manifest = pod_manifest(name, scheduler, cfg, run_label)
-    times = measure_pod(core, watcher, cfg.namespace, manifest, timeout_s)
-    if times.t_bound is None:
-        raise ConfigError(
-            f"no pod was bound within {timeout_s:.0f} s: is the scheduler running (and alone)?",
-            source="--schedulers", field=scheduler,
-        )
+    watcher.submitted(name)
+    core.create_namespaced_pod(cfg.namespace, pod_manifest(name, scheduler, cfg, run_label))
+    try:
+        while not watcher.wait_for(name, "ready", 1.0):
+            if check is not None:
+                check()
+            if time.monotonic() - t0 > timeout_s:
+                raise ConfigError(
+                    f"no pod was bound within {timeout_s:.0f} s: is the scheduler running (and alone)?",
+                    source="--schedulers", field=scheduler,
+                )
+    finally:
+        with contextlib.suppress(ApiException):
+            core.delete_namespaced_pod(name, cfg.namespace, grace_period_seconds=0)
     return time.monotonic() - t0
 
 
@@ -266,11 +279,13 @@ def run_sweep(
     run_label: str,
     progress: Progress | None = None,
     settle_s: float = 0.3,
+    check: Callable[[], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every cell of :func:`plan`; ``record(row)`` gets each ``pod_latency`` row as it is made.
 
     ``set_delay(ms)`` sets the injected one-way delay before a cell; ``settle_s``
     later the cell starts (requests already in flight keep the old delay).
+    ``check()`` may raise while waiting for the schedulers to come up.
     """
     cfg.check()
     core = client.CoreV1Api(api)
@@ -282,7 +297,7 @@ def run_sweep(
     with PodWatcher(api, cfg.namespace, selector) as watcher:
         set_delay(0.0)
         for sched in cfg.schedulers:
-            took = wait_scheduler_ready(core, watcher, cfg, sched, run_label)
+            took = wait_scheduler_ready(core, watcher, cfg, sched, run_label, check=check)
             log.info("%s is up (probe pod bound in %.1f s)", sched, took)
         for cell in cells:
             set_delay(cell.latency_ms)
