@@ -94,7 +94,7 @@ class Zone:
     @property
     def label(self) -> str:
         """The ``leozone`` label value, ``<lat>_<lon>``."""
-        return f"{self.lat_deg:g}_{self.lon_deg:g}"
+        return f"{self.lat_deg:.10g}_{self.lon_deg:.10g}"
 
     # -- geometry ------------------------------------------------------------------
     @cached_property
@@ -261,53 +261,83 @@ def _number(value: str | float | None, default: float, source: str, message: str
     return number
 
 
+#: Cell size (deg) of the latitude/longitude grid :class:`ZoneSet` bins satellites on.
+CELL_DEG = 1.0
+
+
 class ZoneSet:
     """Decide, tick by tick, which satellites of a constellation are in each of many zones.
 
-    One tick propagates every satellite once (``SatrecArray.sgp4``, TEME), then
-    culls with one matrix product of the TEME positions against the zones'
-    centre directions rotated into TEME (so the satellites themselves are not
-    rotated): a satellite outside a zone's outer cone (:meth:`Zone.outer_angle`
-    for the constellation's largest radius) is out. The few pairs left are
-    settled with each satellite's own distance by the inner and outer cones,
-    and the rest by the exact worst-point elevation. The answer is the same as
-    :meth:`Zone.contains` on every satellite; buffers are allocated once.
+    One tick:
+
+    1. propagates every satellite once (``SatrecArray.sgp4``, TEME);
+    2. bins each satellite by the geocentric latitude and Earth-fixed longitude
+       of its direction (latitude needs no rotation; longitude is the TEME
+       longitude minus the sidereal angle) on a :data:`CELL_DEG` grid;
+    3. looks up, per cell, the zones whose outer cone (:meth:`Zone.outer_angle`
+       at the constellation's largest radius) reaches the cell: a table built
+       once, in the Earth-fixed frame where zones do not move;
+    4. settles those few satellite/zone pairs with the satellite's own distance
+       by the inner and outer cones, and the rest (near a zone's edge) by the
+       exact worst-point elevation.
+
+    The work per tick is proportional to the satellites plus the candidate
+    pairs, not to satellites x zones. The answer is the same as
+    :meth:`Zone.contains` on every satellite.
     """
 
     def __init__(self, constellation: Constellation, zones: Sequence[Zone]):
         self.constellation = constellation
         self.zones = list(zones)
-        n, z = len(constellation), len(self.zones)
-        r_min, r_max = constellation.radius_range_km
-        outer = np.array([float(zone.outer_angle(r_max)) for zone in self.zones])
-        # dot(r, u) >= |r| cos(angle) >= r_min cos(angle) for every satellite in a cone.
-        self._threshold = np.where(outer >= 0, r_min * np.cos(np.minimum(outer, np.pi / 2)), np.inf)
-        self._units = np.stack([zone.unit for zone in self.zones])  # (Z, 3) ITRS
-        self._centres = np.stack([zone.centre_itrs for zone in self.zones])
-        self._bases = np.stack([zone.basis for zone in self.zones])
-        self._rings = np.stack([zone.ring[0] for zone in self.zones])
-        self._ring_ups = np.stack([zone.ring[1] for zone in self.zones])
+        z = len(self.zones)
+        _, r_max = constellation.radius_range_km
+        self._units = np.stack([zone.unit for zone in self.zones]) if z else np.zeros((0, 3))
+        self._centres = np.stack([zone.centre_itrs for zone in self.zones]) if z else None
+        self._bases = np.stack([zone.basis for zone in self.zones]) if z else None
+        self._rings = np.stack([zone.ring[0] for zone in self.zones]) if z else None
+        self._ring_ups = np.stack([zone.ring[1] for zone in self.zones]) if z else None
         self._min_elev = np.array([zone.min_elevation_deg for zone in self.zones])
-        bounds = np.array([zone.bounds for zone in self.zones])  # (Z, 4)
-        e = self._min_elev
-        self._outer_k = np.stack([  # per zone: R cos(e), e, delta for the outer cone
-            bounds[:, 0] * np.cos(np.radians(np.maximum(e - NORMAL_TILT_DEG, 0.0))),
-            np.radians(np.maximum(e - NORMAL_TILT_DEG, 0.0)) - math.radians(CULL_MARGIN_DEG)
-            + bounds[:, 2]], axis=1)
-        self._inner_k = np.stack([
-            bounds[:, 1] * np.cos(np.radians(e + NORMAL_TILT_DEG)),
-            np.radians(e + NORMAL_TILT_DEG) + math.radians(CULL_MARGIN_DEG) + bounds[:, 3]],
-            axis=1)
+        # Per zone: R cos(e) and the angle k of the cone "psi <= acos(R cos e / r) - k".
+        bounds = np.array([zone.bounds for zone in self.zones]).reshape(-1, 4)
+        e_lo = np.radians(np.maximum(self._min_elev - NORMAL_TILT_DEG, 0.0))
+        e_hi = np.radians(self._min_elev + NORMAL_TILT_DEG)
+        margin = math.radians(CULL_MARGIN_DEG)
+        self._outer = (bounds[:, 0] * np.cos(e_lo), e_lo + bounds[:, 2] - margin)
+        self._inner = (bounds[:, 1] * np.cos(e_hi), e_hi + bounds[:, 3] + margin)
+        self._build_cells(np.array([float(zone.outer_angle(r_max)) for zone in self.zones]))
         self._jd = np.zeros(1)
         self._fr = np.zeros(1)
-        self._dots = np.empty((n, z))
-        self._mask = np.empty((n, z), dtype=bool)
-        self._bounds = np.arange(z + 1)
+        self._zone_bounds = np.arange(z + 1)
+
+    def _build_cells(self, outer: np.ndarray) -> None:
+        """CSR table cell -> zones whose outer cone reaches the cell."""
+        step = math.radians(CELL_DEG)
+        self._n_lat = round(180.0 / CELL_DEG)
+        self._n_lon = round(360.0 / CELL_DEG)
+        lat = -math.pi / 2 + step * (np.arange(self._n_lat) + 0.5)
+        lon = step * (np.arange(self._n_lon) + 0.5)
+        clat, clon = np.meshgrid(lat, lon, indexing="ij")
+        dirs = np.stack([np.cos(clat) * np.cos(clon), np.cos(clat) * np.sin(clon),
+                         np.sin(clat)], axis=-1).reshape(-1, 3)
+        # No point of a cell is farther than this from its centre direction.
+        half_diag = math.hypot(step / 2, step / 2) * 1.01
+        cells, zones = [], []
+        for k, angle in enumerate(outer):
+            if angle < 0:
+                continue  # never served
+            near = np.flatnonzero(dirs @ self._units[k] >= math.cos(min(angle + half_diag, math.pi)))
+            cells.append(near)
+            zones.append(np.full(len(near), k, dtype=np.intp))
+        cell = np.concatenate(cells) if cells else np.empty(0, dtype=np.intp)
+        zone = np.concatenate(zones) if zones else np.empty(0, dtype=np.intp)
+        order = np.argsort(cell, kind="stable")
+        self._cell_zone = zone[order]
+        self._cell_ptr = np.searchsorted(cell[order], np.arange(self._n_lat * self._n_lon + 1))
 
     def in_zones(self, t: float) -> list[np.ndarray]:
         """For each zone, the sorted ``sat_id`` s in it at unix time ``t``."""
         zi, si = self.pairs(t)
-        cuts = np.searchsorted(zi, self._bounds)
+        cuts = np.searchsorted(zi, self._zone_bounds)
         return [si[cuts[k]:cuts[k + 1]] for k in range(len(self.zones))]
 
     def pairs(self, t: float) -> tuple[np.ndarray, np.ndarray]:
@@ -318,24 +348,49 @@ class ZoneSet:
         self._fr[0] = secs / geometry.DAY_S
         _, r, _ = self.constellation.array.sgp4(self._jd, self._fr)
         r2 = r[:, 0, :]
-        rot = geometry.rot_z_matrix(float(geometry.gmst_angle(t)))  # r_itrs = rot @ r_teme
-        units_teme = self._units @ rot  # u . (rot r) = (u rot) . r
-        np.matmul(r2, units_teme.T, out=self._dots)
-        np.greater_equal(self._dots, self._threshold, out=self._mask)
-        si, zi = np.divmod(np.flatnonzero(self._mask), len(self.zones))
-        # Settle most pairs with the satellite's own distance.
-        rs = r2[si]
-        dist = np.sqrt(np.einsum("pj,pj->p", rs, rs))
+        theta = float(geometry.gmst_angle(t))
+        dist = np.sqrt(np.einsum("nj,nj->n", r2, r2))
         with np.errstate(invalid="ignore"):
-            psi = np.arccos(np.minimum(self._dots[si, zi] / dist, 1.0))
-            ok = self._outer_k[zi, 0] / dist <= 1.0
-            outer = np.arccos(np.minimum(self._outer_k[zi, 0] / dist, 1.0)) - self._outer_k[zi, 1]
-            inner = np.arccos(np.minimum(self._inner_k[zi, 0] / dist, 1.0)) - self._inner_k[zi, 1]
-        sure = ok & (psi <= inner)
-        unsure = np.flatnonzero(ok & ~sure & (psi <= outer))
-        elev = worst_elevation(rs[unsure] @ rot.T, zi[unsure], self._centres, self._bases,
-                               self._rings, self._ring_ups)
-        sure[unsure[elev >= self._min_elev[zi[unsure]]]] = True
+            lat = np.arcsin(r2[:, 2] / dist)
+            lon = np.arctan2(r2[:, 1], r2[:, 0]) - theta
+        step = math.radians(CELL_DEG)
+        i = np.clip(((lat + math.pi / 2) / step).astype(np.intp), 0, self._n_lat - 1)
+        j = ((lon % (2 * math.pi)) / step).astype(np.intp) % self._n_lon
+        cell = i * self._n_lon + j
+        valid = np.isfinite(dist)
+        if not valid.all():
+            cell = np.where(valid, cell, 0)
+        first = self._cell_ptr[cell]
+        counts = np.where(valid, self._cell_ptr[cell + 1] - first, 0)
+        total = int(counts.sum())
+        si = np.repeat(np.arange(len(r2)), counts)
+        # Index into the table: each satellite's run of entries for its cell.
+        ends = np.cumsum(counts)
+        entry = np.arange(total) + np.repeat(first - (ends - counts), counts)
+        zi = self._cell_zone[entry]
+        # The zones' centre directions in TEME: u . (rot r) = (u rot) . r.
+        rot = geometry.rot_z_matrix(theta)
+        units_teme = self._units @ rot
+        d = dist[si]
+        cos_psi = np.einsum("pj,pj->p", r2[si], units_teme[zi]) / d
+        sure = _within(cos_psi, self._inner[0][zi] / d, self._inner[1][zi])
+        maybe = _within(cos_psi, self._outer[0][zi] / d, self._outer[1][zi])
+        unsure = np.flatnonzero(maybe & ~sure)
+        if len(unsure):
+            elev = worst_elevation(r2[si[unsure]] @ rot.T, zi[unsure], self._centres, self._bases,
+                                   self._rings, self._ring_ups)
+            sure[unsure[elev >= self._min_elev[zi[unsure]]]] = True
         zi, si = zi[sure], si[sure]
         order = np.argsort(zi, kind="stable")
         return zi[order], si[order]
+
+
+def _within(cos_psi: np.ndarray, c: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Whether ``psi <= acos(c) - k`` for angles in [0, pi], without an arccos:
+    ``cos(acos(c) - k) = c cos k + sqrt(1 - c^2) sin k``, and no angle fits when
+    ``acos(c) < k``."""
+    c = np.minimum(c, 1.0)
+    cos_k = np.cos(k)
+    reach = c * cos_k + np.sqrt(1.0 - c * c) * np.sin(k)
+    possible = (k <= 0.0) | (c <= cos_k)  # acos(c) >= k, both in [0, pi]
+    return possible & (cos_psi >= reach)
