@@ -8,9 +8,12 @@
 #   2. A cache under ${KRIOS_CACHE_DIR:-~/.cache/krios}/k8s-<version>/bin that a
 #      previous run completed (marker file .complete): nothing is built.
 #   3. Debian's `kubernetes` source package (1.20.2, vendored) built offline
-#      with Debian's Go; etcd from Debian's etcd-server package.
+#      with Debian's Go; etcd from Debian's etcd-server package (copied into
+#      the cache, so the cache is self-contained).
 #
-# Prints the folder with the binaries on its last line of stdout.
+# Two builds never run at once: a second caller waits for the first (flock)
+# and then finds the cache. Prints the folder with the binaries on its last
+# line of stdout; progress goes to stderr.
 set -euo pipefail
 
 K8S_VERSION="${KRIOS_K8S_VERSION:-1.20.2}"
@@ -19,6 +22,7 @@ DEST="$CACHE_ROOT/k8s-$K8S_VERSION"
 BIN="$DEST/bin"
 
 log() { printf '[control-plane] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
 
 if [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "$KUBEBUILDER_ASSETS/etcd" && -x "$KUBEBUILDER_ASSETS/kube-apiserver" ]]; then
   log "using KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS"
@@ -26,8 +30,22 @@ if [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "$KUBEBUILDER_ASSETS/etcd" && -x "$KUBE
   exit 0
 fi
 
-if [[ -f "$DEST/.complete" ]]; then
+cached() { [[ -f "$DEST/.complete" && -x "$BIN/kube-apiserver" && -x "$BIN/etcd" ]]; }
+
+if cached; then
   log "cached: $BIN"
+  echo "$BIN"
+  exit 0
+fi
+
+mkdir -p "$CACHE_ROOT"
+exec 9>"$CACHE_ROOT/.build-k8s-$K8S_VERSION.lock"
+if ! flock -n 9; then
+  log "another build of the control plane is running; waiting for it"
+  flock 9
+fi
+if cached; then
+  log "cached (built by the other run): $BIN"
   echo "$BIN"
   exit 0
 fi
@@ -40,22 +58,32 @@ need_pkgs=()
 command -v go >/dev/null || need_pkgs+=(golang-go)
 command -v rsync >/dev/null || need_pkgs+=(rsync)
 [[ -x /usr/bin/etcd ]] || need_pkgs+=(etcd-server)
-command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v make >/dev/null || need_pkgs+=(make)
 
+# A deb-src twin of the distribution's archive entry (deb822 .sources or one-line sources.list).
 SRC_LIST=/etc/apt/sources.list.d/krios-deb-src.sources
-if [[ ! -f "$SRC_LIST" ]] && ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then
-  log "adding a deb-src twin of the Debian archive entry"
-  if [[ -f /etc/apt/sources.list.d/debian.sources ]]; then
+have_deb_src() {
+  [[ -f "$SRC_LIST" ]] || grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ \
+    || grep -rqs '^deb-src' /etc/apt/sources.list /etc/apt/sources.list.d/
+}
+if ! have_deb_src; then
+  log "adding a deb-src twin of the distribution's archive entry"
+  main_sources=""
+  for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list.d/ubuntu.sources; do
+    [[ -f "$f" ]] && { main_sources="$f"; break; }
+  done
+  if [[ -n "$main_sources" ]]; then
     # First stanza only (the main archive), same URIs and suites, Types: deb-src.
     awk 'BEGIN{RS=""; ORS="\n\n"} NR==1 {sub(/Types: deb/, "Types: deb-src"); print}' \
-      /etc/apt/sources.list.d/debian.sources | $SUDO tee "$SRC_LIST" >/dev/null
+      "$main_sources" | $SUDO tee "$SRC_LIST" >/dev/null
   else
-    grep -E '^deb ' /etc/apt/sources.list | head -1 | sed 's/^deb /deb-src /' | $SUDO tee /etc/apt/sources.list.d/krios-deb-src.list >/dev/null
+    SRC_LIST=/etc/apt/sources.list.d/krios-deb-src.list
+    grep -E '^deb ' /etc/apt/sources.list | head -1 | sed 's/^deb /deb-src /' | $SUDO tee "$SRC_LIST" >/dev/null
   fi
-  APT_UPDATE=1
 fi
-if [[ ${#need_pkgs[@]} -gt 0 || -n "${APT_UPDATE:-}" ]]; then
+# Update when packages are missing or apt does not know the source package yet
+# (e.g. the deb-src entry was added by an earlier run whose update failed).
+if [[ ${#need_pkgs[@]} -gt 0 ]] || ! apt-cache showsrc kubernetes 2>/dev/null | grep -q '^Package: kubernetes'; then
   log "apt-get update"
   $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
 fi
@@ -67,9 +95,11 @@ fi
 WORK="$CACHE_ROOT/build-k8s-$K8S_VERSION"
 rm -rf "$WORK"
 mkdir -p "$WORK"
+trap 'rm -rf "$WORK"' EXIT   # sources, objects and Go's build cache: about 2 GB
 cd "$WORK"
 log "downloading Debian source package kubernetes"
-apt-get source --download-only kubernetes >&2
+apt-get source --download-only kubernetes >&2 \
+  || die "no 'kubernetes' source package from apt; set KUBEBUILDER_ASSETS to a folder with etcd and kube-apiserver instead"
 tarball=$(ls kubernetes_*.orig.tar.gz | head -1)
 log "unpacking $tarball"
 mkdir src
@@ -80,16 +110,15 @@ ln -s ../../.. .go/src/k8s.io/kubernetes
 log "building kube-apiserver kube-scheduler kube-controller-manager kubectl (about 6-10 min on 2 cores)"
 start=$(date +%s)
 (
-  GOPATH=$PWD/.go CGO_ENABLED=0 GOPROXY=off \
+  GOPATH=$PWD/.go GOCACHE=$WORK/.gocache CGO_ENABLED=0 GOPROXY=off \
     make WHAT="cmd/kube-apiserver cmd/kube-scheduler cmd/kube-controller-manager cmd/kubectl" 2>&1
 ) | while IFS= read -r line; do printf '[control-plane] [%4ss] %s\n' "$(( $(date +%s) - start ))" "$line" >&2; done
 mkdir -p "$BIN"
 for b in kube-apiserver kube-scheduler kube-controller-manager kubectl; do
   install -m 0755 "_output/bin/$b" "$BIN/$b"
 done
-ln -sf /usr/bin/etcd "$BIN/etcd"
+install -m 0755 /usr/bin/etcd "$BIN/etcd"
 echo "$K8S_VERSION" > "$DEST/.complete"
 cd /
-rm -rf "$WORK"
 log "built in $(( $(date +%s) - start ))s: $BIN"
 echo "$BIN"

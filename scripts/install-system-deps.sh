@@ -1,7 +1,19 @@
 #!/usr/bin/env bash
 # Debian packages the test suite and the local control plane need. Idempotent.
+# The build tools (Go, rsync, make) and etcd-server are only needed while the
+# control-plane binaries are neither cached nor given by KUBEBUILDER_ASSETS;
+# build-control-plane.sh installs them itself when it builds.
 set -euo pipefail
-pkgs=(iproute2 openssl etcd-server rsync golang-go make)
+pkgs=(iproute2 openssl)
+bin="${KRIOS_CACHE_DIR:-$HOME/.cache/krios}/k8s-${KRIOS_K8S_VERSION:-1.20.2}/bin"
+assets="${KUBEBUILDER_ASSETS:-}"
+if [[ -n "$assets" && -x "$assets/etcd" && -x "$assets/kube-apiserver" ]]; then
+  :
+elif [[ -x "$bin/kube-apiserver" && -x "$bin/etcd" ]]; then
+  :
+else
+  pkgs+=(etcd-server rsync golang-go make)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
