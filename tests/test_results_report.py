@@ -117,3 +117,24 @@ def test_bad_input_is_one_line_and_exit_2(db, capsys):
     assert len(err) == 1 and err[0].startswith("krios: error: ") and "no such run" in err[0]
     assert main(["runs", "start", "--db", str(db), "--meta", "[1]"]) == 2
     assert "--meta" in capsys.readouterr().err
+
+
+def test_handovers_are_read_off_the_ticks_when_not_recorded(db):
+    from krios.results.timeline import handovers_from_ticks
+
+    # Node a serves sat 1 until t=30; b (sat 2) serves from t=30; sat 1 stays in the zone until t=50.
+    ticks = []
+    for t in range(0, 80, 10):
+        ticks.append({"t_sim": float(t), "t_wall": t / 10, "node": "a", "sat_id": 1, "serving": int(t < 30),
+                      "in_zone": int(t <= 50), "rtt_ms": 5.0})
+        ticks.append({"t_sim": float(t), "t_wall": t / 10, "node": "b", "sat_id": 2, "serving": int(t >= 30),
+                      "in_zone": 1, "rtt_ms": 6.0})
+    (h,) = handovers_from_ticks(ticks)
+    assert (h["t_sim"], h["from_node"], h["to_node"], h["from_sat"], h["to_sat"]) == (30.0, "a", "b", 1, 2)
+    assert h["lead_s"] == 20.0 and h["mode"] == "proactive"
+    st = ResultsStore(db)
+    rid = st.start_run("emulator", collect=False)
+    st.add_many(rid, "ticks", ticks)
+    text = generate(st, rid).read_text()
+    assert "1 handovers (1 proactive), lead before zone exit: median 20.0 s" in text
+    assert (db.parent / rid / "handovers_from_ticks.csv").is_file()
