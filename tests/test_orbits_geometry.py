@@ -1,0 +1,186 @@
+"""Positions, look angles and the in-zone rule against skyfield's own topocentric answers."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from skyfield.api import EarthSatellite, wgs84
+from skyfield.framelib import itrs
+
+from krios import geometry
+from krios.constellation import Constellation
+from krios.errors import ConfigError
+from krios.walker import WalkerShell
+from krios.zones import Zone, ZoneSet, parse_leozone
+
+FIXTURES = Path(__file__).parent / "fixtures" / "orbits"
+EPOCH = 1767225600.0  # 2026-01-01T00:00:00Z
+#: The fixture TLEs' epochs run from 2026-11-18 to 2026-11-22.
+REAL_T = 1763640000.0 + 365 * 86400.0  # 2026-11-20T12:00:00Z
+SF = (37.7749, -122.4194)
+
+
+@pytest.fixture(scope="module")
+def shell1() -> Constellation:
+    return Constellation.from_shell("starlink-1", EPOCH)
+
+
+@pytest.fixture(scope="module")
+def real() -> Constellation:
+    return Constellation.from_file(FIXTURES / "real3.tle")
+
+
+def _skyfield_sat(c: Constellation, k: int) -> EarthSatellite:
+    return EarthSatellite(c.tles[k].line1, c.tles[k].line2, c.names[k], geometry.timescale())
+
+
+def test_real_fixture_epochs_differ(real):
+    epochs = {round(s.jdsatepoch + s.jdsatepochF, 3) for s in real.satrecs}
+    assert len(epochs) == len(real)
+    assert REAL_T - 3 * 86400 < min((e - 2440587.5) * 86400 for e in epochs) < REAL_T
+
+
+@pytest.mark.parametrize("which", ["walker", "real"])
+def test_itrs_positions_match_skyfield(which, shell1, real):
+    c, t0 = (shell1, EPOCH) if which == "walker" else (real, REAL_T)
+    times = t0 + np.array([0.0, 1234.5, 86400.0 * 1.5])
+    r, v = c.itrs(times)
+    st = geometry.skyfield_time(times)
+    for k in range(0, len(c), max(1, len(c) // 7)):
+        pos, vel = _skyfield_sat(c, k).at(st).frame_xyz_and_velocity(itrs)
+        np.testing.assert_allclose(r[k], pos.km.T, atol=1e-6)  # 1 mm
+        np.testing.assert_allclose(v[k], vel.km_per_s.T, atol=1e-6)  # 1 mm/s
+
+
+@pytest.mark.parametrize("which", ["walker", "real"])
+def test_look_angles_match_skyfield_altaz(which, shell1, real):
+    c, t0 = (shell1, EPOCH) if which == "walker" else (real, REAL_T)
+    times = t0 + np.arange(0.0, 6 * 3600.0, 1801.0)
+    r, _ = c.itrs(times)
+    st = geometry.skyfield_time(times)
+    for lat, lon, h in [(*SF, 0.0), (-33.87, 151.21, 0.05), (64.1, -21.9, 0.0), (0.0, 0.0, 1.2)]:
+        for k in range(0, len(c), max(1, len(c) // 5)):
+            elev, az, rng = geometry.look_angles(r[k], lat, lon, h)
+            alt, azi, dist = (_skyfield_sat(c, k) - wgs84.latlon(lat, lon, h * 1000)).at(st).altaz()
+            np.testing.assert_allclose(elev, alt.degrees, atol=0.01)
+            assert np.max(np.abs(elev - alt.degrees)) < 1e-6  # in fact identical
+            d_az = (az - azi.degrees + 180.0) % 360.0 - 180.0
+            np.testing.assert_allclose(d_az, 0.0, atol=1e-6)
+            np.testing.assert_allclose(rng, dist.km, atol=1e-6)
+
+
+def _disk_points(zone: Zone, rings: int = 4, per_ring: int = 360) -> tuple[np.ndarray, np.ndarray]:
+    """Geodetic points of the zone disk: the centre and ``rings`` circles up to the edge."""
+    lats, lons = [zone.lat_deg], [zone.lon_deg]
+    lat1, lon1 = math.radians(zone.lat_deg), math.radians(zone.lon_deg)
+    for i in range(1, rings + 1):
+        delta = zone.radius_km * i / rings / geometry.MEAN_RADIUS_KM
+        b = np.radians(np.arange(per_ring) * 360.0 / per_ring)
+        lat2 = np.arcsin(np.sin(lat1) * np.cos(delta) + np.cos(lat1) * np.sin(delta) * np.cos(b))
+        lon2 = lon1 + np.arctan2(np.sin(b) * np.sin(delta) * np.cos(lat1),
+                                 np.cos(delta) - np.sin(lat1) * np.sin(lat2))
+        lats.extend(np.degrees(lat2))
+        lons.extend(np.degrees(lon2))
+    return np.array(lats), np.array(lons)
+
+
+@pytest.mark.parametrize("radius", [0.0, 100.0, 400.0])
+def test_worst_elevation_is_the_minimum_over_the_disk(radius, shell1):
+    """Every point of the disk, by skyfield: the zone's worst elevation is its minimum."""
+    zone = Zone(*SF, radius_km=radius)
+    lats, lons = _disk_points(zone) if radius else (np.array([SF[0]]), np.array([SF[1]]))
+    ground = wgs84.latlon(lats, lons)
+    t = EPOCH + 1800.0
+    r, _ = shell1.itrs([t])
+    near = np.flatnonzero(zone.look(r[:, 0])[0] > 10.0)[:6]
+    assert len(near) >= 3
+    st = geometry.skyfield_time(np.full(len(lats), t))
+    for k in near:
+        alt = (_skyfield_sat(shell1, k) - ground).at(st).altaz()[0].degrees
+        worst = float(zone.worst_elevation(r[k, 0]))
+        assert worst == pytest.approx(float(np.min(alt)), abs=0.01)
+        if radius:  # the minimum is on the edge, as the rule says
+            assert np.argmin(alt) > len(lats) - 361
+
+
+def test_zone_values_are_checked():
+    z = Zone(*SF, radius_km=100, min_elevation_deg=30)
+    assert z.label == "37.7749_-122.4194"
+    for kwargs, field in [({"lat_deg": 91.0}, "lat"), ({"lon_deg": -181.0}, "lon"),
+                          ({"radius_km": -1.0}, "radius_km"),
+                          ({"min_elevation_deg": 95.0}, "min_elevation_deg")]:
+        args = {"lat_deg": 0.0, "lon_deg": 0.0, **kwargs}
+        with pytest.raises(ConfigError) as info:
+            Zone(**args)
+        assert info.value.field.startswith(field)
+
+
+def test_parse_leozone():
+    z = parse_leozone("37.77_-122.41", radius="100")
+    assert (z.lat_deg, z.lon_deg, z.radius_km, z.min_elevation_deg) == (37.77, -122.41, 100.0, 25.0)
+    for bad in ["37.77", "a_b", "1_2_3", "", "nan_1", "37.77,-122.41"]:
+        with pytest.raises(ConfigError) as info:
+            parse_leozone(bad)
+        assert info.value.source == "label leozone"
+        assert info.value.field == bad
+        assert "<lat>_<lon>" in info.value.message
+    with pytest.raises(ConfigError, match=r"latitude must be within \[-90, 90\]") as info:
+        parse_leozone("-90.5_10")
+    assert (info.value.source, info.value.field) == ("label leozone", "-90.5_10")
+    with pytest.raises(ConfigError, match="radius") as info:
+        parse_leozone("1_2", radius="far")
+    assert (info.value.source, info.value.field) == ("label radius", "far")
+    with pytest.raises(ConfigError, match="radius must be within") as info:
+        parse_leozone("1_2", radius="-5")
+    assert (info.value.source, info.value.field) == ("label radius", "-5")
+
+
+def test_zone_from_scenario():
+    from krios import scenarios
+
+    s = scenarios.load("sf_4workers")
+    z = Zone.from_scenario(s)
+    assert (z.lat_deg, z.lon_deg, z.radius_km, z.min_elevation_deg) == (37.7749, -122.4194, 100, 25)
+    c = Constellation.from_scenario(s)
+    assert len(c) == 1584
+
+
+def test_zoneset_agrees_with_the_rule_for_every_satellite():
+    c = Constellation.from_shell(WalkerShell("b", 40, 40, 550.0, 53.0), EPOCH)
+    rng = np.random.default_rng(3)
+    zones = [Zone(float(rng.uniform(-60, 60)), float(rng.uniform(-180, 180)),
+                  float(rng.choice([0.0, 50.0, 300.0])), float(rng.choice([10.0, 25.0, 40.0])))
+             for _ in range(30)]
+    zones.append(Zone(89.9, 0.0, 100.0))  # never served by a 53 deg shell
+    zs = ZoneSet(c, zones)
+    times = EPOCH + np.array([0.0, 977.0, 4000.5, 43210.0])
+    r, _ = c.itrs(times)
+    total = 0
+    for j, t in enumerate(times):
+        got = zs.in_zones(float(t))
+        for k, zone in enumerate(zones):
+            want = np.flatnonzero(zone.contains(r[:, j]))
+            np.testing.assert_array_equal(got[k], want)
+            total += len(want)
+    assert total > 100
+    assert all(len(zs.in_zones(float(t))[-1]) == 0 for t in times)
+
+
+def test_same_zone_sees_other_satellites_six_hours_later(shell1):
+    """Six hours on, the Earth has turned 90 deg under the shell: other satellites serve SF.
+
+    The original compared SGP4's TEME positions with Earth-fixed points as if
+    the Earth did not turn; that gives a different answer from the right frame.
+    """
+    zone = Zone(*SF, radius_km=100)
+    zs = ZoneSet(shell1, [zone])
+    now, later = EPOCH + 3600.0, EPOCH + 3600.0 + 6 * 3600.0
+    a, b = (set(zs.in_zones(t)[0].tolist()) for t in (now, later))
+    assert a and b and a != b
+    assert len(a & b) < min(len(a), len(b))
+    r_teme, _ = shell1.teme([now])
+    unrotated = set(np.flatnonzero(zone.contains(r_teme[:, 0])).tolist())
+    assert unrotated != a
