@@ -23,6 +23,7 @@ Fixtures
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
         workers=6,
         control_plane_nodes=1,
         components=("kube-scheduler",),
+        owner_pid=os.getpid(),  # a killed test session takes its cluster with it
     )
     cluster.up()
     try:

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import urllib3
+import yaml
 from kubernetes import client, config
 
 from krios.cluster.state import KUBECONFIG, default_state_dir
@@ -59,5 +60,6 @@ def load_client(kubeconfig: str | os.PathLike[str] | None = None) -> client.ApiC
 def _from_file(path: str, cfg: client.Configuration, source: str) -> None:
     try:
         config.load_kube_config(config_file=path, client_configuration=cfg)
-    except (config.ConfigException, OSError, ValueError) as err:
-        raise ClusterError(f"unusable kubeconfig: {err}", source=source, field=path) from err
+    except (config.ConfigException, OSError, ValueError, yaml.YAMLError) as err:
+        reason = " ".join(str(err).split())  # one line, even for a YAML parser error
+        raise ClusterError(f"unusable kubeconfig: {reason}", source=source, field=path) from err

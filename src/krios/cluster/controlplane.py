@@ -41,6 +41,8 @@ KUBELET = "virtual-kubelet"
 #: Seconds a component may take to become healthy.
 STARTUP_TIMEOUT_S = {"etcd": 30.0, "kube-apiserver": 120.0, KUBELET: 60.0}
 DEFAULT_STARTUP_TIMEOUT_S = 60.0
+#: Starts with fresh ports when one chosen free was taken before the component bound it.
+PORT_ATTEMPTS = 3
 #: A heartbeat older than this means the virtual kubelet is stuck.
 HEARTBEAT_MAX_AGE_S = 10.0
 
@@ -62,6 +64,10 @@ class LocalCluster:
         Optional real components: ``kube-scheduler``, ``kube-controller-manager``.
     kubelet_ready_delay_s, kubelet_jitter_s:
         A bound pod becomes Running/Ready after ``delay + U[0, jitter)`` seconds.
+    owner_pid:
+        When given, the cluster takes itself down once that process is gone
+        (the virtual kubelet watches it): test sessions leave nothing behind
+        even when killed with SIGKILL. ``krios cluster up`` sets no owner.
 
     ``status``, ``down``, ``kubeconfig``, ``server`` and the component methods
     work on whatever cluster the state folder records, whatever the other
@@ -76,6 +82,8 @@ class LocalCluster:
         components: Sequence[str] = ("kube-scheduler",),
         kubelet_ready_delay_s: float = 1.0,
         kubelet_jitter_s: float = 0.2,
+        *,
+        owner_pid: int | None = None,
     ):
         self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
         _check_count(workers, "workers")
@@ -93,6 +101,7 @@ class LocalCluster:
         self.components = tuple(components)
         self.kubelet_ready_delay_s = kubelet_ready_delay_s
         self.kubelet_jitter_s = kubelet_jitter_s
+        self.owner_pid = owner_pid
         self._children: dict[str, Any] = {}  # Popen objects we may reap
 
     # ------------------------------------------------------------ properties
@@ -153,19 +162,25 @@ class LocalCluster:
                         source=str(self.state_dir),
                     )
                 log.info("removing the state of a cluster that is no longer running")
-            self._wipe()
             bin_dir = binaries.find_bin_dir()
             for name in ("etcd", "kube-apiserver", *self.components):
                 binaries.binary(bin_dir, name)
-            state = self._prepare(bin_dir)
-            try:
-                self._start_all(state)
-            except BaseException as exc:
-                self._stop_all(state)
-                (self.state_dir / "state.json").unlink(missing_ok=True)
-                if isinstance(exc, ClusterError):
-                    raise
-                raise ClusterError(f"start failed: {exc}", source=str(self.state_dir)) from exc
+            for attempt in range(1, PORT_ATTEMPTS + 1):
+                self._wipe()
+                state = self._prepare(bin_dir)
+                try:
+                    self._start_all(state)
+                    break
+                except BaseException as exc:
+                    self._stop_all(state)
+                    (self.state_dir / "state.json").unlink(missing_ok=True)
+                    if not isinstance(exc, ClusterError):
+                        raise ClusterError(f"start failed: {exc}; logs in {self.state_dir / LOG_DIR}",
+                                           source=str(self.state_dir)) from exc
+                    # A port chosen free was taken by someone else before we bound it: new ports.
+                    if "address already in use" not in str(exc) or attempt == PORT_ATTEMPTS:
+                        raise
+                    log.warning("a port was taken meanwhile; starting again on other ports")
         log.info("cluster up in %.1f s: %s", time.monotonic() - t0, state.server)
         return self
 
@@ -224,6 +239,9 @@ class LocalCluster:
         return state
 
     def _kubelet_cmd(self) -> list[str]:
+        owner = []
+        if self.owner_pid is not None:
+            owner = [f"--owner-pid={self.owner_pid}", f"--owner-ticks={process.start_ticks(self.owner_pid)}"]
         return [
             sys.executable, "-m", "krios.cluster.kubelet",
             f"--kubeconfig={self.kubeconfig}",
@@ -232,6 +250,7 @@ class LocalCluster:
             f"--control-plane-nodes={self.control_plane_nodes}",
             f"--ready-delay-s={self.kubelet_ready_delay_s}",
             f"--jitter-s={self.kubelet_jitter_s}",
+            *owner,
         ]
 
     def _start_all(self, state: ClusterState) -> None:
@@ -264,14 +283,15 @@ class LocalCluster:
         detail = "not started"
         while time.monotonic() < deadline:
             if not process.alive(rec.pid, rec.start_ticks):
-                raise ClusterError(f"{name} exited during start:\n{_tail(rec.log)}", source=str(self.state_dir))
+                raise ClusterError(f"{name} exited during start (log {rec.log}):\n{_tail(rec.log)}",
+                                   source=str(self.state_dir))
             ok, detail = self._component_health(state, rec)
             if ok:
                 return
             time.sleep(0.2)
         raise ClusterError(
             f"{name} not healthy after {STARTUP_TIMEOUT_S.get(name, DEFAULT_STARTUP_TIMEOUT_S):.0f} s "
-            f"({detail}):\n{_tail(rec.log)}",
+            f"({detail}; log {rec.log}):\n{_tail(rec.log)}",
             source=str(self.state_dir),
         )
 
@@ -314,6 +334,8 @@ class LocalCluster:
     def _stop_all(self, state: ClusterState) -> list[str]:
         stopped = []
         for name in reversed(list(state.processes)):
+            if state.processes[name].pid == os.getpid():
+                continue  # the virtual kubelet taking its cluster down after its owner died
             if self._stop(state, name):
                 stopped.append(name)
         return stopped

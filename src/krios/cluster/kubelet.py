@@ -47,6 +47,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from krios.cluster import nodes as vn
+from krios.cluster import process
 from krios.cluster.reflector import BACKOFF_MAX_S, BACKOFF_MIN_S, Reflector, read_json
 from krios.cluster.state import HEARTBEAT
 
@@ -434,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lease-interval-s", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--owner-pid", type=int, help="take the cluster down once this process is gone")
+    parser.add_argument("--owner-ticks", type=int, help="start time of --owner-pid (/proc/<pid>/stat)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -458,13 +461,29 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
     )
     stop = threading.Event()
+    owner_gone = threading.Event()
+    if args.owner_pid:
+        threading.Thread(target=_watch_owner, args=(args.owner_pid, args.owner_ticks, stop, owner_gone),
+                         name="owner", daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     log.info("virtual kubelet up: %d initial nodes, ready delay %.2f s + U[0, %.2f) s",
              len(kubelet.initial), args.ready_delay_s, args.jitter_s)
     kubelet.run(stop)
     log.info("virtual kubelet stopped: %s", dict(kubelet.stats))
+    if owner_gone.is_set() and args.state_dir:
+        from krios.cluster.controlplane import LocalCluster
+
+        LocalCluster(args.state_dir).down()
     return 0
+
+
+def _watch_owner(pid: int, ticks: int | None, stop: threading.Event, gone: threading.Event) -> None:
+    while not stop.wait(1.0):
+        if not process.alive(pid, ticks):
+            log.warning("owner process %d is gone: taking the cluster down", pid)
+            gone.set()
+            stop.set()
 
 
 if __name__ == "__main__":
