@@ -1,0 +1,175 @@
+"""What the client and the stand-in app need to know about the cluster, refreshed in the background.
+
+:class:`ClusterView` polls the API server (every ``refresh_s`` wall seconds) for
+
+- the app's pods (label selector, by default ``leozone=<zone>``): which nodes
+  have a Ready app pod (*serving*), newest Ready first;
+- the nodes' InternalIP addresses;
+- the emulator's mapping (ConfigMap ``krios-emulator``, key ``mapping.json``):
+  the satellite each node emulates;
+- the latency matrix (ConfigMap ``krios-latency``, key ``matrix.json``).
+
+Reads that fail (API restarting) keep the last snapshot; the view never
+raises into its users. Snapshots are immutable, so threads can share them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "krios-system"
+MAPPING_CM, MAPPING_KEY = "krios-emulator", "mapping.json"
+LATENCY_CM, LATENCY_KEY = "krios-latency", "matrix.json"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The cluster as last seen (wall-clock ``taken_at``, unix s)."""
+
+    taken_at: float = 0.0
+    serving: tuple[str, ...] = ()  # nodes with a Ready app pod, most recently Ready first
+    pods: dict[str, str] = field(default_factory=dict)  # node -> Ready app pod name
+    node_ips: dict[str, str] = field(default_factory=dict)  # node -> InternalIP
+    sat_ids: dict[str, int] = field(default_factory=dict)  # node -> sat_id (emulator mapping)
+    client_rtt_ms: dict[str, float] = field(default_factory=dict)  # node -> RTT from the client, ms
+    api_ok: bool = False
+
+    @property
+    def serving_node(self) -> str | None:
+        return self.serving[0] if self.serving else None
+
+
+def pod_ready_since(pod: Any) -> float | None:
+    """Unix s since when ``pod`` (a kubernetes ``V1Pod``) has been Ready, or ``None`` if it is not."""
+    if pod.metadata.deletion_timestamp is not None or not pod.spec.node_name:
+        return None
+    for cond in (pod.status.conditions or []) if pod.status else []:
+        if cond.type == "Ready" and cond.status == "True":
+            t = cond.last_transition_time
+            return t.timestamp() if isinstance(t, datetime) else 0.0
+    return None
+
+
+def serving_nodes(pods: list[Any]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """Nodes with a Ready pod among ``pods`` (most recently Ready first) and the pod on each."""
+    ready: list[tuple[float, str, str]] = []
+    for pod in pods:
+        since = pod_ready_since(pod)
+        if since is not None:
+            ready.append((since, pod.spec.node_name, pod.metadata.name))
+    ready.sort(key=lambda r: (-r[0], r[1]))
+    order: list[str] = []
+    names: dict[str, str] = {}
+    for _since, node, name in ready:
+        if node not in names:
+            order.append(node)
+            names[node] = name
+    return tuple(order), names
+
+
+def internal_ip(node: Any) -> str | None:
+    for addr in (node.status.addresses or []) if node.status else []:
+        if addr.type == "InternalIP":
+            return addr.address
+    return None
+
+
+def _configmap_json(core_v1: Any, name: str, key: str) -> dict[str, Any] | None:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        cm = core_v1.read_namespaced_config_map(name, NAMESPACE)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    try:
+        return json.loads((cm.data or {}).get(key) or "null")
+    except ValueError:
+        log.warning("ConfigMap %s/%s key %s is not JSON", NAMESPACE, name, key)
+        return None
+
+
+def read_snapshot(core_v1: Any, selector: str, namespace: str | None = None) -> Snapshot:
+    """One :class:`Snapshot` read now (raises the API's exceptions)."""
+    if namespace:
+        pods = core_v1.list_namespaced_pod(namespace, label_selector=selector).items
+    else:
+        pods = core_v1.list_pod_for_all_namespaces(label_selector=selector).items
+    serving, names = serving_nodes(pods)
+    ips = {n.metadata.name: ip for n in core_v1.list_node().items if (ip := internal_ip(n))}
+    sat_ids: dict[str, int] = {}
+    mapping = _configmap_json(core_v1, MAPPING_CM, MAPPING_KEY) or {}
+    for node, entry in (mapping.get("nodes") or {}).items():
+        if isinstance(entry, dict) and entry.get("sat_id") is not None:
+            sat_ids[node] = int(entry["sat_id"])
+    matrix = _configmap_json(core_v1, LATENCY_CM, LATENCY_KEY) or {}
+    client = {k: float(v) for k, v in ((matrix.get("rtt") or {}).get("client") or {}).items()}
+    return Snapshot(time.time(), serving, names, ips, sat_ids, client, True)
+
+
+class ClusterView:
+    """A background poller keeping the latest :class:`Snapshot`.
+
+    ``selector`` picks the app's pods (e.g. ``leozone=37.7749_-122.4194``);
+    ``namespace`` limits the search (default: all namespaces).
+    """
+
+    def __init__(self, core_v1: Any, selector: str, *, namespace: str | None = None, refresh_s: float = 0.2):
+        self.core_v1 = core_v1
+        self.selector = selector
+        self.namespace = namespace
+        self.refresh_s = refresh_s
+        self._snap = Snapshot()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listeners: list[Any] = []
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snap
+
+    def on_update(self, fn: Any) -> None:
+        """Call ``fn(snapshot)`` (in the poller thread) after every successful refresh."""
+        self._listeners.append(fn)
+
+    def refresh(self) -> Snapshot:
+        """Read a snapshot now; on API errors keep the last one (marked ``api_ok=False``)."""
+        try:
+            snap = read_snapshot(self.core_v1, self.selector, self.namespace)
+        except Exception as exc:  # API down or restarting: keep serving the last view
+            log.debug("cluster view refresh failed: %s", exc)
+            old = self._snap
+            self._snap = Snapshot(old.taken_at, old.serving, old.pods, old.node_ips, old.sat_ids,
+                                  old.client_rtt_ms, False)  # fmt: skip
+            return self._snap
+        self._snap = snap
+        for fn in self._listeners:
+            try:
+                fn(snap)
+            except Exception:
+                log.exception("cluster view listener failed")
+        return snap
+
+    def start(self) -> ClusterView:
+        self.refresh()
+        self._thread = threading.Thread(target=self._loop, name="krios-cluster-view", daemon=True)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.refresh_s):
+            self.refresh()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
