@@ -31,6 +31,7 @@ propagating or parsing anything per call.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -51,11 +52,14 @@ MAX_STEP_S = 60.0
 #: Entry and exit times are bisected to this tolerance (s).
 ROOT_TOL_S = 0.01
 #: Culmination is located by golden-section search to this tolerance (s).
-PEAK_TOL_S = 0.1
+PEAK_TOL_S = 1.0
 #: Longest a pass may be followed outside the window (s) before it is cut.
 MAX_FOLLOW_S = 86400.0
 #: Satellite-times propagated per scan chunk (bounds memory).
 _CHUNK = 2_000_000
+#: Largest scan (satellite-times) kept for reuse: 5e6 x 12 bytes = 60 MB.
+_CACHE_MAX = 5_000_000
+_SCAN_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
 
@@ -135,23 +139,36 @@ def _scan_threshold(constellation: Constellation, zone: Zone) -> float:
     return r_min * math.cos(min(angle, math.pi / 2))
 
 
-def _in_scan_cone(constellation: Constellation, zone: Zone, times: np.ndarray,
-                  sat_ids: np.ndarray | None = None) -> np.ndarray:
-    """Bool (N or len(sat_ids), T): satellite inside the scan cone at each time."""
-    threshold = _scan_threshold(constellation, zone)
+def _scan_positions(constellation: Constellation, grid: np.ndarray) -> np.ndarray:
+    """TEME positions (km, float32) of every satellite on the scan ``grid``, ``(N, T, 3)``.
+
+    The last grid's positions are kept per constellation (up to :data:`_CACHE_MAX`
+    satellite-times), so trackers for several zones over the same window (the
+    simulator's case) propagate the constellation once.
+    """
+    key = (float(grid[0]), float(grid[1] - grid[0]) if len(grid) > 1 else 0.0, len(grid))
+    cached = _SCAN_CACHE.get(constellation)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    out = np.empty((len(constellation), len(grid), 3), dtype=np.float32)
+    per_chunk = max(1, _CHUNK // len(constellation))
+    for c0 in range(0, len(grid), per_chunk):
+        jd, fr = geometry.jd_utc(grid[c0:c0 + per_chunk])
+        _, r, _ = constellation.array.sgp4(jd, fr)
+        out[:, c0:c0 + per_chunk] = r
+    if out.size <= 3 * _CACHE_MAX:
+        _SCAN_CACHE[constellation] = (key, out)
+    return out
+
+
+def _in_scan_cone(zone: Zone, threshold: float, times: np.ndarray, r_teme: np.ndarray) -> np.ndarray:
+    """Bool ``(N, T)``: TEME positions ``r_teme`` (N, T, 3) inside the zone's scan cone."""
     theta = geometry.gmst_angle(times)
     u = zone.unit
     # The centre direction in TEME at each time: rot_z(theta) applied to u.
     c, s = np.cos(theta), np.sin(theta)
     u_teme = np.stack([c * u[0] - s * u[1], s * u[0] + c * u[1], np.full_like(c, u[2])], axis=1)
-    jd, fr = geometry.jd_utc(times)
-    array = constellation.array
-    if sat_ids is not None:
-        from sgp4.api import SatrecArray
-
-        array = SatrecArray([constellation.satrecs[i] for i in sat_ids])
-    _, r, _ = array.sgp4(jd, fr)
-    dots = np.einsum("ntj,tj->nt", r, u_teme)
+    dots = np.einsum("ntj,tj->nt", r_teme, u_teme.astype(r_teme.dtype))
     with np.errstate(invalid="ignore"):
         return dots >= threshold
 
@@ -168,14 +185,16 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int, int]]:
             for r, a, b, r2 in zip(rows_s, starts, ends, rows_e, strict=True) if r == r2]
 
 
-def _follow(constellation: Constellation, zone: Zone, sat: int, t: float, step: float,
-            direction: int) -> float:
+def _follow(constellation: Constellation, zone: Zone, threshold: float, sat: int, t: float,
+            step: float, direction: int) -> float:
     """From ``t`` (inside the scan cone), step outward until outside; return that time."""
     chunk = 64
     limit = t + direction * MAX_FOLLOW_S
     while (limit - t) * direction > 0:
         times = t + direction * step * np.arange(1, chunk + 1)
-        inside = _in_scan_cone(constellation, zone, times, np.array([sat]))[0]
+        jd, fr = geometry.jd_utc(times)
+        _, r, _ = constellation.satrecs[sat].sgp4_array(jd, fr)
+        inside = _in_scan_cone(zone, threshold, times, r[None])[0]
         if not inside.all():
             return float(times[np.argmin(inside)])
         t = float(times[-1])
@@ -200,18 +219,15 @@ def find_passes(
     step = step_s or scan_step(constellation)
     end = start + duration_s
     grid = start - step + step * np.arange(math.ceil((end - start) / step) + 3)
-    per_chunk = max(1, _CHUNK // len(constellation))
+    threshold = _scan_threshold(constellation, zone)
     brackets: list[tuple[int, float, float, np.ndarray]] = []  # sat, lo, hi, sample times
     n_grid = len(grid)
-    pieces = []
-    for c0 in range(0, n_grid, per_chunk):
-        inside = _in_scan_cone(constellation, zone, grid[c0:c0 + per_chunk])
-        pieces.append(inside)
-    mask = np.concatenate(pieces, axis=1) if len(pieces) > 1 else pieces[0]
+    mask = _in_scan_cone(zone, threshold, grid, _scan_positions(constellation, grid))
     for sat, first, last in _runs(mask):
-        lo = grid[first - 1] if first > 0 else _follow(constellation, zone, sat, grid[0], step, -1)
+        lo = (grid[first - 1] if first > 0
+              else _follow(constellation, zone, threshold, sat, grid[0], step, -1))
         hi = (grid[last + 1] if last + 1 < n_grid
-              else _follow(constellation, zone, sat, grid[-1], step, +1))
+              else _follow(constellation, zone, threshold, sat, grid[-1], step, +1))
         samples = grid[first:last + 1]
         if first == 0:
             samples = np.concatenate([np.arange(lo + step, grid[0], step), samples])
@@ -297,14 +313,45 @@ def _bisect(ev: _Evaluator, sats: np.ndarray, lo: np.ndarray, hi: np.ndarray, e_
             *, rising: bool) -> np.ndarray:
     """The crossing of ``e_min`` in each ``[lo, hi]``: below at ``lo`` and above at ``hi``
     when ``rising`` (the reverse otherwise). Returns the first instant in the zone
-    (rising) or the first instant out of it (setting), to :data:`ROOT_TOL_S`."""
+    (rising) or the first instant out of it (setting), within :data:`ROOT_TOL_S`.
+
+    Regula falsi with the Illinois modification (the elevation is smooth, so it
+    converges in a few steps), falling back to bisection whenever a step does not
+    shrink a bracket by half; the bracket always holds the crossing.
+    """
     lo, hi = lo.copy(), hi.copy()
-    while np.max(hi - lo) > ROOT_TOL_S:
-        mid = (lo + hi) / 2.0
-        above = ev.worst(sats, mid) >= e_min
-        move_lo = ~above if rising else above
-        lo = np.where(move_lo, mid, lo)
-        hi = np.where(move_lo, hi, mid)
+    sign = 1.0 if rising else -1.0  # g = sign * (elev - e_min): negative at lo, positive at hi
+    g_lo = sign * (ev.worst(sats, lo) - e_min)
+    g_hi = sign * (ev.worst(sats, hi) - e_min)
+    g_lo = np.where(np.isfinite(g_lo), np.minimum(g_lo, -1e-9), -1.0)
+    g_hi = np.where(np.isfinite(g_hi), np.maximum(g_hi, 1e-9), 1.0)
+    side = np.zeros(len(lo))  # which end moved last: -1 lo, +1 hi
+    for _ in range(60):
+        width = hi - lo
+        active = width > ROOT_TOL_S
+        if not active.any():
+            break
+        x = lo - g_lo * width / (g_hi - g_lo)
+        # Keep the trial point inside and away from the ends; bisect if the last two
+        # steps moved the same end (slow convergence).
+        guard = 0.1 * width
+        x = np.clip(x, lo + np.minimum(guard, ROOT_TOL_S / 2), hi - np.minimum(guard, ROOT_TOL_S / 2))
+        x = np.where(np.abs(side) >= 2, (lo + hi) / 2.0, x)
+        g = np.zeros(len(x))
+        idx = np.flatnonzero(active)
+        g[idx] = sign * (ev.worst(sats[idx], x[idx]) - e_min)
+        g = np.where(np.isfinite(g), g, -1.0)
+        move_lo = active & (g < 0)
+        move_hi = active & ~(g < 0)
+        lo = np.where(move_lo, x, lo)
+        hi = np.where(move_hi, x, hi)
+        # Illinois: halve the stale end's value so the next secant step crosses over.
+        g_hi = np.where(move_lo & (side < 0), g_hi / 2.0, g_hi)
+        g_lo = np.where(move_hi & (side > 0), g_lo / 2.0, g_lo)
+        g_lo = np.where(move_lo, g, g_lo)
+        g_hi = np.where(move_hi, g, g_hi)
+        side = np.where(move_lo, np.minimum(side, 0) - 1, np.where(move_hi, np.maximum(side, 0) + 1,
+                                                                    side))
     return hi
 
 
