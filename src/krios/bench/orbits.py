@@ -17,8 +17,8 @@ naive
     in Python. It is timed on a subset of the satellites and scaled linearly
     to the full count (the loop does the same work for every satellite).
 
-Engine and raw ticks alternate, so a machine shared with other work slows
-both alike; the medians are reported.
+The three are interleaved tick by tick, so a machine shared with other work
+slows them alike; the medians over the ticks are reported.
 """
 
 from __future__ import annotations
@@ -133,37 +133,45 @@ def allowable_distance_km(zone: Zone, altitude_km: float = NAIVE_ALTITUDE_KM) ->
     return float(2 * (r_e + altitude_km) * np.sin(phi / 2))
 
 
-def run(sats: int = 10_000, zones: int = 100, ticks: int = 30, naive_sats: int = 200,
-        naive_ticks: int = 3, seed: int = 0) -> OrbitsBench:
-    """Time engine, raw SGP4 and the naive loop; see the module docstring."""
+def run(sats: int = 10_000, zones: int = 100, ticks: int = 30, naive_sats: int = 300,
+        naive_ticks: int | None = None, seed: int = 0) -> OrbitsBench:
+    """Time engine, raw SGP4 and the naive loop tick by tick; see the module docstring.
+
+    The three are interleaved within each tick (their order rotating), so load
+    from other processes falls on all of them alike. The naive loop runs on
+    ``naive_sats`` evenly spread satellites in the first ``naive_ticks`` ticks
+    (default: every tick) and is scaled linearly to all satellites.
+    """
     constellation = bench_constellation(sats)
     zone_list = bench_zones(zones, seed)
     zone_set = ZoneSet(constellation, zone_list)
+    naive_ticks = ticks if naive_ticks is None else min(naive_ticks, ticks)
+    step = max(1, len(constellation) // max(1, naive_sats))
+    subset = [(t.line1, t.line2) for t in constellation.tles[::step]][:naive_sats]
+    scale = len(constellation) / len(subset)
     times = EPOCH + 3600.0 + 7.3 * np.arange(ticks + 1)
     jd = np.zeros(1)
     fr = np.zeros(1)
-    engine, raw, pairs = [], [], []
+    engine: list[float] = []
+    raw: list[float] = []
+    naive: list[float] = []
+    pairs = []
     zone_set.in_zones(float(times[0]))  # warm up
     for k, t in enumerate(times[1:]):
         jd[0], fr[0] = (float(x[0]) for x in geometry.jd_utc([t]))
-        for which in ((0, 1) if k % 2 else (1, 0)):
+        when = datetime.fromtimestamp(float(t), tz=UTC)
+        for which in np.roll(np.arange(3), k):
             start = time.perf_counter()
-            if which:
+            if which == 0:
                 out = zone_set.in_zones(float(t))
                 engine.append(time.perf_counter() - start)
                 pairs.append(sum(len(o) for o in out))
-            else:
+            elif which == 1:
                 constellation.array.sgp4(jd, fr)
                 raw.append(time.perf_counter() - start)
-    # The naive loop on a subset, scaled to all satellites.
-    step = max(1, len(constellation) // max(1, naive_sats))
-    subset = [(t.line1, t.line2) for t in constellation.tles[::step]][:naive_sats]
-    naive = []
-    for t in times[1:naive_ticks + 1]:
-        when = datetime.fromtimestamp(float(t), tz=UTC)
-        start = time.perf_counter()
-        _naive_tick(subset, zone_list, when)
-        naive.append((time.perf_counter() - start) * len(constellation) / len(subset))
+            elif k < naive_ticks:
+                _naive_tick(subset, zone_list, when)
+                naive.append((time.perf_counter() - start) * scale)
     return OrbitsBench(
         sats=len(constellation), zones=zones, ticks=ticks,
         engine_ms=statistics.median(engine) * 1e3, raw_sgp4_ms=statistics.median(raw) * 1e3,

@@ -82,9 +82,10 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     bo.add_argument("--sats", type=int, default=10_000, metavar="N", help="satellites (default 10000)")
     bo.add_argument("--zones", type=int, default=100, metavar="N", help="zones (default 100)")
     bo.add_argument("--ticks", type=int, default=30, metavar="N", help="ticks timed (default 30)")
-    bo.add_argument("--naive-sats", type=int, default=200, metavar="N",
-                    help="satellites the naive loop is timed on, scaled to --sats (default 200)")
-    bo.add_argument("--naive-ticks", type=int, default=3, metavar="N", help="naive ticks (default 3)")
+    bo.add_argument("--naive-sats", type=int, default=300, metavar="N",
+                    help="satellites the naive loop is timed on, scaled to --sats (default 300)")
+    bo.add_argument("--naive-ticks", type=int, metavar="N",
+                    help="ticks the naive loop is timed in (default: all)")
     bo.add_argument("--seed", type=int, default=0, help="zone layout seed (default 0)")
     bo.add_argument("--json", action="store_true", help="print the figures as JSON")
     bo.set_defaults(func=cmd_bench)
@@ -200,7 +201,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from krios.bench import orbits
 
     for name in ("sats", "zones", "ticks", "naive_sats", "naive_ticks"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ConfigError("must be at least 1", source=f"--{name.replace('_', '-')}",
                               field=str(getattr(args, name)))
     result = orbits.run(sats=args.sats, zones=args.zones, ticks=args.ticks,
