@@ -104,3 +104,27 @@ def pick_successor(
         candidates = outlasting or candidates
     best = rank(policy, candidates, rng)[0]
     return dataclasses.replace(best, node=eligible[best.sat_id])
+
+
+def preferred(
+    tracker: ZoneTracker,
+    now: float,
+    current_sat: int | None,
+    eligible: Mapping[int, str | None],
+    policy: str,
+    rng: random.Random | None = None,
+) -> Candidate | None:
+    """The satellite in the zone now that ``policy`` ranks first, if that is not ``current_sat``.
+
+    For policies that always serve from their first choice (``closest``
+    follows the nearest satellite): ``None`` means ``current_sat`` is still the
+    first choice (or nothing eligible is in the zone), so no handover is due.
+    Only satellites in the zone at ``now`` count (``within_s=0``).
+    """
+    candidates = tracker.candidates(now, sat_ids=list(eligible), within_s=0.0)
+    if not candidates:
+        return None
+    best = rank(policy, candidates, rng)[0]
+    if best.sat_id == current_sat:
+        return None
+    return dataclasses.replace(best, node=eligible[best.sat_id])

@@ -1,0 +1,120 @@
+"""``krios bench simulate``: how fast the policy simulator runs a whole shell.
+
+Runs every policy for ``--duration`` (default 24 h) of a constellation
+(default Starlink shell 1, 1584 satellites) over ``--zones`` (default 10) of
+the cities in :data:`BENCH_ZONES`, all in one process, and prints the wall
+time of each stage side by side with the simulated seconds per wall second
+(the whole run, and per zone-policy) and the ratio to the target of a
+simulated day in under a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from krios import simulate
+from krios.errors import ConfigError
+from krios.sim.model import parse_policies
+from krios.timeutil import parse_duration, parse_time
+from krios.zones import Zone
+
+#: Cities under shell 1's coverage (|lat| < 53 deg): name, lat, lon (deg).
+BENCH_ZONES: tuple[tuple[str, float, float], ...] = (
+    ("san_francisco", 37.7749, -122.4194),
+    ("seattle", 47.6062, -122.3321),
+    ("tokyo", 35.6762, 139.6503),
+    ("new_york", 40.7128, -74.0060),
+    ("london", 51.5074, -0.1278),
+    ("sao_paulo", -23.5505, -46.6333),
+    ("sydney", -33.8688, 151.2093),
+    ("nairobi", -1.2921, 36.8219),
+    ("singapore", 1.3521, 103.8198),
+    ("madrid", 40.4168, -3.7038),
+)
+#: The target: one simulated day of shell 1 with 10 zones in under a minute of wall time.
+TARGET_SIM_S_PER_WALL_S = 86400.0 / 60.0
+
+
+def run(args: Any) -> dict[str, Any]:
+    """Run the benchmark for parsed ``krios bench simulate`` arguments; return its figures."""
+    if not 1 <= args.zones <= len(BENCH_ZONES):
+        raise ConfigError(f"must be within [1, {len(BENCH_ZONES)}]", source="--zones", field=str(args.zones))
+    start = parse_time(args.start or simulate.DEFAULT_START, source="--start")
+    zones = [
+        simulate.zone_spec(name, Zone(lat, lon, simulate.DEFAULT_RADIUS_KM, simulate.DEFAULT_MIN_ELEVATION_DEG))
+        for name, lat, lon in BENCH_ZONES[: args.zones]
+    ]
+    config = simulate.SimConfig(
+        zones=zones,
+        policies=parse_policies(args.policy),
+        start=start,
+        duration_s=parse_duration(args.duration, source="--duration"),
+        step_s=float(args.step_s),
+        seed=int(args.seed or 0),
+        lookahead_s=30.0 if args.lookahead_s is None else float(args.lookahead_s),
+        startup_s=float(args.startup_s),
+    )
+    config.check()
+    if not (args.tles or args.shell or args.planes):
+        args.shell = "starlink-1"
+    constellation = simulate.constellation_from_args(args, None, start)
+    result = simulate.simulate(constellation, config, jobs=simulate.jobs_for(args.jobs, len(config.zones)))
+    t = result.timings
+    runs = len(config.zones) * len(config.policies)
+    return {
+        "constellation": result.constellation,
+        "satellites": result.satellites,
+        "zones": len(config.zones),
+        "policies": [p.name for p in config.policies],
+        "simulated_s": config.duration_s,
+        "step_s": config.step_s,
+        "jobs": t["jobs"],
+        "wall_s": t["wall_s"],
+        "cpu_s": t["cpu_s"],
+        "passes_s": t["passes_s"],
+        "samples_s": t["samples_s"],
+        "decisions_s": t["decisions_s"],
+        "metrics_s": t["metrics_s"],
+        "sim_s_per_wall_s": t["sim_s_per_wall_s"],
+        "zone_policy_sim_s_per_wall_s": config.duration_s * runs / t["wall_s"],
+        "target_sim_s_per_wall_s": TARGET_SIM_S_PER_WALL_S,
+        "ratio_to_target": t["sim_s_per_wall_s"] / TARGET_SIM_S_PER_WALL_S,
+        "passes": sum(result.passes.values()),
+        "handovers": {s["policy"]: s["handovers"] for s in _summary(result)},
+    }
+
+
+def _summary(result: simulate.SimResult) -> list[dict[str, Any]]:
+    from krios.sim.report import summarize
+
+    return summarize(result.metrics)
+
+
+def main(args: Any) -> int:
+    """``krios bench simulate``: print the figures (a table, or JSON with ``--json``)."""
+    fig = run(args)
+    if args.json:
+        print(json.dumps(fig, indent=2))
+        return 0
+    out = sys.stdout
+    wall = fig["wall_s"]
+    out.write(
+        f"{fig['constellation']} ({fig['satellites']} satellites), {fig['zones']} zones, "
+        f"{fig['simulated_s'] / 3600:g} h simulated, step {fig['step_s']:g} s, "
+        f"policies {','.join(fig['policies'])}\n"
+    )
+    for key, label in (("passes_s", "pass prediction"), ("samples_s", "grid positions"),
+                       ("decisions_s", "handover decisions"), ("metrics_s", "metrics + RTT")):
+        out.write(f"  {label:<20} {fig[key]:8.2f} s\n")
+    out.write(f"  (stages summed over zones; {fig['jobs']} worker process(es))\n")
+    out.write(f"  {'wall total':<20} {wall:8.2f} s   CPU {fig['cpu_s']:.2f} s\n")
+    out.write(f"simulated seconds per wall second: {fig['sim_s_per_wall_s']:.0f} "
+              f"(all {fig['zones']} zones x {len(fig['policies'])} policies at once; "
+              f"{fig['zone_policy_sim_s_per_wall_s']:.0f} zone-policy-seconds per wall second)\n")
+    out.write(f"target {fig['target_sim_s_per_wall_s']:.0f} (a simulated day in under a minute): "
+              f"{fig['ratio_to_target']:.2f}x the target\n")
+    out.write(f"passes {fig['passes']}, handovers " +
+              ", ".join(f"{k} {v}" for k, v in fig["handovers"].items()) + "\n")
+    return 0
