@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("krios: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `krios passes ... | head`: the reader went away
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
