@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import yaml
 from cryptography.hazmat.primitives import serialization
@@ -160,6 +161,16 @@ def health_url(name: str, port: int | None) -> str | None:
 _TLS = ssl.create_default_context()
 _TLS.check_hostname = False
 _TLS.verify_mode = ssl.CERT_NONE
+
+
+def get_json(url: str, token: str, timeout_s: float = 10.0) -> Any:
+    """GET ``url`` from the apiserver with the admin token; the decoded JSON body.
+
+    Raises ``OSError`` (``urllib.error.URLError``/``HTTPError``) when it fails.
+    """
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout_s, context=_TLS) as resp:
+        return json.loads(resp.read())
 
 
 def probe(url: str, token: str | None = None, timeout_s: float = 2.0) -> tuple[bool, str]:

@@ -257,11 +257,13 @@ class LocalCluster:
         self._start(state, "etcd")
         self._wait_healthy(state, "etcd")
         self._start(state, "kube-apiserver")
+        # The virtual kubelet polls until the apiserver answers: starting it now hides Python's start-up.
+        self._start(state, KUBELET)
         self._wait_healthy(state, "kube-apiserver")
-        rest = [n for n in state.processes if n not in ("etcd", "kube-apiserver")]
+        rest = [n for n in state.processes if n not in ("etcd", "kube-apiserver", KUBELET)]
         for name in rest:  # start together, then wait for each
             self._start(state, name)
-        for name in rest:
+        for name in [*rest, KUBELET]:
             self._wait_healthy(state, name)
         self._wait_nodes_ready(state, state.control_plane_nodes + state.workers)
 
@@ -279,7 +281,8 @@ class LocalCluster:
 
     def _wait_healthy(self, state: ClusterState, name: str) -> None:
         rec = state.processes[name]
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S.get(name, DEFAULT_STARTUP_TIMEOUT_S)
+        t0 = time.monotonic()
+        deadline = t0 + STARTUP_TIMEOUT_S.get(name, DEFAULT_STARTUP_TIMEOUT_S)
         detail = "not started"
         while time.monotonic() < deadline:
             if not process.alive(rec.pid, rec.start_ticks):
@@ -287,6 +290,7 @@ class LocalCluster:
                                    source=str(self.state_dir))
             ok, detail = self._component_health(state, rec)
             if ok:
+                log.info("%s healthy after %.1f s more", name, time.monotonic() - t0)
                 return
             time.sleep(0.2)
         raise ClusterError(
@@ -296,21 +300,20 @@ class LocalCluster:
         )
 
     def _wait_nodes_ready(self, state: ClusterState, names: Iterable[str], timeout_s: float = 60.0) -> None:
-        from kubernetes import client
-
         want = set(names)
+        deadline = time.monotonic() + timeout_s
+        missing = want
+        while want and time.monotonic() < deadline:
+            try:
+                nodes = _raw_nodes(state)
+            except OSError:
+                nodes = {}
+            missing = {n for n in want if not vn.node_is_ready(nodes.get(n, {}))}
+            if not missing:
+                return
+            time.sleep(0.1)
         if not want:
             return
-        with self.api_client() as api:
-            core = client.CoreV1Api(api)
-            deadline = time.monotonic() + timeout_s
-            missing = want
-            while time.monotonic() < deadline:
-                nodes = _raw_nodes(core)
-                missing = {n for n in want if not vn.node_is_ready(nodes.get(n, {}))}
-                if not missing:
-                    return
-                time.sleep(0.1)
         raise ClusterError(
             f"nodes not Ready after {timeout_s:.0f} s: {', '.join(sorted(missing))}\n"
             f"{_tail(state.processes[KUBELET].log)}",
@@ -391,7 +394,7 @@ class LocalCluster:
             known = set(state.workers) | set(state.control_plane_nodes)
             with self.api_client() as api:
                 core = client.CoreV1Api(api)
-                used = {vn.node_ip(n) for n in _raw_nodes(core).values()}
+                used = {vn.node_ip(n) for n in _raw_nodes(state).values()}
                 used |= {vn.ip_for_name(n) for n in names}
                 next_ip = 0
                 for name in names:
@@ -439,7 +442,7 @@ class LocalCluster:
         if api_ok:
             try:
                 nodes = self._node_rows()
-            except Exception as err:  # the apiserver may die between the probe and the list
+            except (OSError, ValueError) as err:  # the apiserver may die between probe and list
                 nodes_error = str(err).splitlines()[0]
         else:
             nodes_error = "kube-apiserver is down"
@@ -454,10 +457,7 @@ class LocalCluster:
         }
 
     def _node_rows(self) -> list[dict[str, Any]]:
-        from kubernetes import client
-
-        with self.api_client() as api:
-            items = _raw_nodes(client.CoreV1Api(api), timeout_s=5)
+        items = _raw_nodes(self._state(), timeout_s=5)
         rows = []
         for name in sorted(items, key=_node_sort_key):
             node = items[name]
@@ -508,10 +508,9 @@ def _check_count(value: int, name: str) -> None:
         raise ConfigError("must be a whole number >= 0", source=name, field=str(value))
 
 
-def _raw_nodes(core, timeout_s: float = 10) -> dict[str, dict[str, Any]]:
-    from krios.cluster.reflector import read_json
-
-    data = read_json(core.list_node(_preload_content=False, _request_timeout=timeout_s))
+def _raw_nodes(state: ClusterState, timeout_s: float = 10) -> dict[str, dict[str, Any]]:
+    """Nodes by name, as JSON (plain HTTPS: no client library to import)."""
+    data = comp.get_json(f"{state.server}/api/v1/nodes", state.token, timeout_s)
     return {n["metadata"]["name"]: n for n in data.get("items") or []}
 
 

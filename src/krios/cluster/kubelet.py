@@ -48,7 +48,7 @@ from kubernetes.client.exceptions import ApiException
 
 from krios.cluster import nodes as vn
 from krios.cluster import process
-from krios.cluster.reflector import BACKOFF_MAX_S, BACKOFF_MIN_S, Reflector, read_json
+from krios.cluster.reflector import Reflector, backoff_s, read_json
 from krios.cluster.state import HEARTBEAT
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,7 @@ class VirtualKubelet:
         self.stats: Counter[str] = Counter()
         self.api_ok = False
         self.api_detail = "starting"
+        self.connected_once = False
         self._heap: list[tuple[float, int, Callable[..., None], tuple, int]] = []
         self._seq = itertools.count()
         self._cv = threading.Condition()
@@ -146,6 +147,7 @@ class VirtualKubelet:
 
     def _health(self, ok: bool, detail: str) -> None:
         self.api_ok, self.api_detail = ok, detail
+        self.connected_once = self.connected_once or ok
 
     # ------------------------------------------------------------ work queue
     def _schedule(self, delay_s: float, fn: Callable[..., None], *args: Any, attempt: int = 0) -> None:
@@ -185,7 +187,9 @@ class VirtualKubelet:
         except Exception:
             log.exception("%s%s failed", fn.__name__, args)
         self.stats["retries"] += 1
-        self._schedule(min(BACKOFF_MIN_S * 2**attempt, BACKOFF_MAX_S), fn, *args, attempt=attempt + 1)
+        # Failures while the apiserver is still starting do not count towards the backoff.
+        attempt = attempt + 1 if self.connected_once else 0
+        self._schedule(backoff_s(attempt - 1, self.connected_once), fn, *args, attempt=attempt)
 
     # ----------------------------------------------------------------- nodes
     def _register(self) -> None:

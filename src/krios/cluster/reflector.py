@@ -27,6 +27,17 @@ log = logging.getLogger(__name__)
 BACKOFF_MIN_S = 0.2
 BACKOFF_MAX_S = 5.0
 
+
+def backoff_s(attempt: int, ever_connected: bool) -> float:
+    """Seconds before retry ``attempt`` (0-based): 0.2 s doubling to 5 s.
+
+    Until the apiserver has answered once (it is still starting) retries stay
+    at 0.2 s, so a daemon started beside it begins the moment it is ready.
+    """
+    if not ever_connected:
+        return BACKOFF_MIN_S
+    return min(BACKOFF_MIN_S * 2**attempt, BACKOFF_MAX_S)
+
 Obj = dict[str, Any]
 
 
@@ -86,10 +97,11 @@ class Reflector:
         self.on_health = on_health or (lambda ok, detail: None)
         self.resource_version: str | None = None
         self.relists = 0
+        self.connected_once = False
 
     def run(self) -> None:
         """Loop until ``stop`` is set; never raises."""
-        backoff = BACKOFF_MIN_S
+        attempt = 0
         while not self.stop.is_set():
             started = time.monotonic()
             try:
@@ -105,25 +117,28 @@ class Reflector:
                     self.resource_version = None
                     continue
                 self.on_health(False, f"HTTP {err.status}")
-                log.warning("%s: API error %s %s; retrying in %.1f s", self.name, err.status, err.reason, backoff)
+                self._log("%s: API error %s %s; retrying", self.name, err.status, err.reason)
             except (urllib3.exceptions.HTTPError, OSError) as err:
                 self.on_health(False, type(err).__name__)
-                log.warning(
-                    "%s: apiserver unreachable (%s); retrying in %.1f s", self.name, type(err).__name__, backoff
-                )
+                self._log("%s: apiserver unreachable (%s); retrying", self.name, type(err).__name__)
             except Exception:  # a bug in a handler must not end the loop
-                log.exception("%s: unexpected error; retrying in %.1f s", self.name, backoff)
+                log.exception("%s: unexpected error; retrying", self.name)
             else:
                 if time.monotonic() - started > 1.0:
-                    backoff = BACKOFF_MIN_S
+                    attempt = 0
                     continue
-            self.stop.wait(backoff)
-            backoff = min(backoff * 2, BACKOFF_MAX_S)
+            self.stop.wait(backoff_s(attempt, self.connected_once))
+            attempt = attempt + 1 if self.connected_once else 0
+
+    def _log(self, msg: str, *args: object) -> None:
+        """Warn about failures, except while the apiserver is still starting."""
+        log.log(logging.WARNING if self.connected_once else logging.DEBUG, msg, *args)
 
     def _list(self) -> None:
         data = read_json(self.list_func(**self.selectors, _preload_content=False, _request_timeout=30))
         self.resource_version = data["metadata"]["resourceVersion"]
         self.relists += 1
+        self.connected_once = True
         self.on_health(True, "")
         self.on_sync(data.get("items") or [])
 
