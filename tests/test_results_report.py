@@ -131,10 +131,10 @@ def test_handovers_are_read_off_the_ticks_when_not_recorded(db):
                       "in_zone": 1, "rtt_ms": 6.0})
     (h,) = handovers_from_ticks(ticks)
     assert (h["t_sim"], h["from_node"], h["to_node"], h["from_sat"], h["to_sat"]) == (30.0, "a", "b", 1, 2)
-    assert h["lead_s"] == 20.0 and h["mode"] == "proactive"
+    assert h["lead_s"] == 20.0 and h["mode"] == "before exit"
     st = ResultsStore(db)
     rid = st.start_run("emulator", collect=False)
     st.add_many(rid, "ticks", ticks)
     text = generate(st, rid).read_text()
-    assert "1 handovers (1 proactive), lead before zone exit: median 20.0 s" in text
+    assert "1 handovers (1 before exit), lead before zone exit: median 20.0 s" in text
     assert (db.parent / rid / "handovers_from_ticks.csv").is_file()

@@ -234,8 +234,8 @@ def _sweep_config(args: argparse.Namespace) -> Any:
         from krios import scenarios
 
         scenario = scenarios.load(args.scenario)
-        bench = dict(scenario.get("benchmark") or {}) if hasattr(scenario, "get") else dict(scenario["benchmark"])
-        seed = int(scenario["seed"]) if "seed" in scenario else 0
+        bench = dict(scenario.get("benchmark") or {})
+        seed = int(scenario.get("seed", 0))
     lat = args.latency_ms if args.latency_ms else bench.get("latency_ms", [0, 50, 100, 200])
     if not isinstance(lat, list):
         lat = [lat]

@@ -241,7 +241,8 @@ def handover_timeline(
         ax_rtt.set_xlabel("emulated time (min)")
         ax_rtt.set_ylim(bottom=0)
         # Handovers: vertical lines on both panels.
-        styles = {"proactive": ("#009E73", "-"), "reactive": ("#D55E00", "--")}
+        styles = {"proactive": ("#009E73", "-"), "reactive": ("#D55E00", "--"),
+                  "before exit": ("#009E73", "-"), "at or after exit": ("#D55E00", "--")}
         seen_modes = set()
         for h in handovers:
             if h.get("t_sim") is None:

@@ -4,7 +4,8 @@ The emulator logs, per tick and node, the node's satellite, whether it serves
 the app and whether its satellite is in the zone (table ``ticks``). A change of
 the serving node between two consecutive ticks is a handover; its lead is the
 emulated time from the handover until the old satellite was last seen in the
-zone (``lead_s`` > 0: before the exit, proactive; <= 0: after, reactive).
+zone; ``mode`` says ``before exit`` (``lead_s`` > 0) or ``at or after exit``
+(the controller's own proactive/reactive setting is in the run's metadata).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def handovers_from_ticks(ticks: Sequence[Mapping[str, Any]]) -> list[dict[str, A
                 "from_sat": from_sat,
                 "to_sat": cur.get("sat_id"),
                 "lead_s": lead,
-                "mode": None if lead is None else ("proactive" if lead > 0 else "reactive"),
+                "mode": None if lead is None else ("before exit" if lead > 0 else "at or after exit"),
             })
         prev = cur
     return out
