@@ -50,6 +50,13 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     add.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="node label (repeatable)")
     add.set_defaults(func=cmd_add_nodes)
 
+    b = bench.add_parser("cluster", help="local control plane: up time, pods bound/Ready/deleted per second")
+    b.add_argument("--workers", type=int, default=100, help="virtual nodes (default 100)")
+    b.add_argument("--pods", type=int, default=500, help="pods to create (default 500)")
+    b.add_argument("--ready-delay-s", type=float, default=1.0)
+    b.add_argument("--jitter-s", type=float, default=0.2)
+    b.set_defaults(func=cmd_bench)
+
 
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
@@ -141,6 +148,23 @@ def cmd_kubeconfig(args: argparse.Namespace) -> int:
     cluster = LocalCluster(args.state_dir)
     _ = cluster.server  # one clear error when there is no cluster
     print(cluster.kubeconfig)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from krios.cluster import bench
+
+    _count(args.workers, "--workers")
+    if args.pods < 1:
+        raise ConfigError("must be >= 1", source="--pods", field=str(args.pods))
+    with tempfile.TemporaryDirectory(prefix="krios-bench-cluster-") as tmp:
+        result = bench.run(Path(tmp) / "cluster", workers=args.workers, pods=args.pods,
+                           ready_delay_s=args.ready_delay_s, jitter_s=args.jitter_s)
+    for line in result.lines():
+        print(line)
     return 0
 
 

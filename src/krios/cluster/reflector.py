@@ -131,7 +131,9 @@ class Reflector:
             attempt = attempt + 1 if self.connected_once else 0
 
     def _log(self, msg: str, *args: object) -> None:
-        """Warn about failures, except while the apiserver is still starting."""
+        """Warn about failures, except while the apiserver is still starting or we are stopping."""
+        if self.stop.is_set():
+            return
         log.log(logging.WARNING if self.connected_once else logging.DEBUG, msg, *args)
 
     def _list(self) -> None:
