@@ -2,15 +2,18 @@
 
 Runs every policy for ``--duration`` (default 24 h) of a constellation
 (default Starlink shell 1, 1584 satellites) over ``--zones`` (default 10) of
-the cities in :data:`BENCH_ZONES`, all in one process, and prints the wall
-time of each stage side by side with the simulated seconds per wall second
-(the whole run, and per zone-policy) and the ratio to the target of a
-simulated day in under a minute.
+the cities in :data:`BENCH_ZONES` (zones in ``--jobs`` worker processes), and
+prints the CPU time of each stage side by side with the wall and CPU time of
+the whole run, the simulated seconds per wall second (the whole run, and per
+zone-policy) and the ratio to the target of a simulated day in under a
+minute. The machine's load average is printed too: on a shared machine the
+wall time grows with other load, the CPU time does not.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -60,7 +63,9 @@ def run(args: Any) -> dict[str, Any]:
     if not (args.tles or args.shell or args.planes):
         args.shell = "starlink-1"
     constellation = simulate.constellation_from_args(args, None, start)
+    load_before = os.getloadavg()[0]
     result = simulate.simulate(constellation, config, jobs=simulate.jobs_for(args.jobs, len(config.zones)))
+    load_after = os.getloadavg()[0]
     t = result.timings
     runs = len(config.zones) * len(config.policies)
     return {
@@ -78,6 +83,10 @@ def run(args: Any) -> dict[str, Any]:
         "decisions_s": t["decisions_s"],
         "metrics_s": t["metrics_s"],
         "sim_s_per_wall_s": t["sim_s_per_wall_s"],
+        "sim_s_per_cpu_s": config.duration_s / t["cpu_s"] if t["cpu_s"] > 0 else float("inf"),
+        "load_before": load_before,
+        "load_after": load_after,
+        "cpus": os.cpu_count() or 1,
         "zone_policy_sim_s_per_wall_s": config.duration_s * runs / t["wall_s"],
         "target_sim_s_per_wall_s": TARGET_SIM_S_PER_WALL_S,
         "ratio_to_target": t["sim_s_per_wall_s"] / TARGET_SIM_S_PER_WALL_S,
@@ -108,11 +117,14 @@ def main(args: Any) -> int:
     for key, label in (("passes_s", "pass prediction"), ("samples_s", "grid positions"),
                        ("decisions_s", "handover decisions"), ("metrics_s", "metrics + RTT")):
         out.write(f"  {label:<20} {fig[key]:8.2f} s\n")
-    out.write(f"  (stages summed over zones; {fig['jobs']} worker process(es))\n")
+    out.write(f"  (CPU seconds per stage, summed over zones; {fig['jobs']} worker process(es))\n")
     out.write(f"  {'wall total':<20} {wall:8.2f} s   CPU {fig['cpu_s']:.2f} s\n")
     out.write(f"simulated seconds per wall second: {fig['sim_s_per_wall_s']:.0f} "
               f"(all {fig['zones']} zones x {len(fig['policies'])} policies at once; "
               f"{fig['zone_policy_sim_s_per_wall_s']:.0f} zone-policy-seconds per wall second)\n")
+    out.write(f"simulated seconds per CPU second: {fig['sim_s_per_cpu_s']:.0f}; "
+              f"load average before/after: {fig['load_before']:.2f}/{fig['load_after']:.2f} "
+              f"on {fig['cpus']} CPUs\n")
     out.write(f"target {fig['target_sim_s_per_wall_s']:.0f} (a simulated day in under a minute): "
               f"{fig['ratio_to_target']:.2f}x the target\n")
     out.write(f"passes {fig['passes']}, handovers " +

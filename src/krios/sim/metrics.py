@@ -2,8 +2,9 @@
 
 Definitions (all over the simulated interval ``[start, end)``):
 
-- ``handovers_per_hour``: successors started per simulated hour (every start
-  of an instance after the first placement).
+- ``handovers_per_hour``: successors started per simulated hour to take over
+  from a serving satellite (``placements`` counts instances started when
+  nothing served, after a gap).
 - ``availability``: share of the time a ready instance on a satellite inside
   the zone served it.
 - ``mean_instances`` / ``max_instances``: time-weighted mean and maximum of the
@@ -36,6 +37,7 @@ class Metrics:
     duration_s: float
     handovers: int
     handovers_per_hour: float
+    placements: int
     availability: float
     unavailable_s: float
     gaps: int
@@ -93,7 +95,8 @@ def measure(timeline: Timeline, rtt_ms: np.ndarray) -> Metrics:
     served = sum(t1 - t0 for t0, t1, _ in timeline.service)
     holes = gaps(timeline)
     mean_inst, max_inst = concurrency(timeline)
-    leads = [h.lead_s for h in timeline.handovers if not math.isnan(h.old_exit)]
+    moves = [h for h in timeline.handovers if h.from_sat is not None]
+    leads = [h.lead_s for h in moves if not math.isnan(h.old_exit)]
     rtt = np.asarray(rtt_ms, dtype=float)
     p50, p90, p99 = (np.percentile(rtt, (50, 90, 99)) if rtt.size else (math.nan,) * 3)
     stints = len(timeline.service)
@@ -101,8 +104,9 @@ def measure(timeline: Timeline, rtt_ms: np.ndarray) -> Metrics:
         policy=timeline.policy,
         zone=timeline.zone,
         duration_s=duration,
-        handovers=len(timeline.handovers),
-        handovers_per_hour=len(timeline.handovers) / hours if hours else math.nan,
+        handovers=len(moves),
+        handovers_per_hour=len(moves) / hours if hours else math.nan,
+        placements=len(timeline.handovers) - len(moves),
         availability=served / duration if duration > 0 else math.nan,
         unavailable_s=duration - served,
         gaps=len(holes),

@@ -1,0 +1,52 @@
+"""Client RTT in the simulator: the same numbers as krios.latency's model, by an independent path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from krios.constellation import Constellation
+from krios.latency import LatencyModel
+from krios.passes import ZoneTracker
+from krios.sim.rtt import client_range_km, client_rtt_ms
+from krios.sim.samples import ZoneSamples
+from krios.zones import Zone
+
+START = 1767225600.0
+
+
+@pytest.fixture(scope="module")
+def shell() -> Constellation:
+    return Constellation.from_shell("starlink-1", START)
+
+
+@pytest.mark.parametrize("radius_km", [0.0, 100.0, 400.0])
+def test_fast_farthest_client_equals_the_model(shell, radius_km):
+    model = LatencyModel(Zone(37.7749, -122.4194, radius_km, 25.0), per_hop_ms=9.0, hop_km=1000.0)
+    r, _ = shell.itrs(START + np.arange(0.0, 1800.0, 30.0))
+    r = r.reshape(-1, 3)
+    elev, _, _ = model.zone.look(r)
+    r = r[elev > 0]  # everything above the centre's horizon, in the zone or not
+    assert len(r) > 1000
+    np.testing.assert_allclose(client_range_km(model, r), model.client_range_km(r), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(client_rtt_ms(model, r), model.client_rtt_ms(r), rtol=0, atol=1e-9)
+
+
+def test_grid_samples_match_constellation_itrs_and_the_model(shell):
+    zone = Zone(37.7749, -122.4194, 100.0, 25.0)
+    model = LatencyModel(zone)
+    tracker = ZoneTracker(shell, zone, horizon_s=1200.0, start=START)
+    samples = ZoneSamples(shell, zone, tracker.passes(START, START + 1200.0), START, START + 600.0, 1.0)
+    assert samples.n_steps == 600
+    picks = np.arange(0, len(samples.pair_k), 97)
+    for i in picks:
+        t = samples.times[samples.pair_k[i]]
+        r, _ = shell.itrs([t])
+        sat = samples.pair_sat[i]
+        np.testing.assert_allclose(samples.r_itrs[i], r[sat, 0], atol=1e-6)  # km
+        assert sat in tracker.in_zone(t)
+        assert samples.range_km[i] == pytest.approx(tracker.look([sat], t)[2][0], abs=1e-6)
+    rtt = samples.client_rtt_ms(model, picks)
+    expected = model.client_rtt_ms(np.stack([shell.itrs([samples.times[samples.pair_k[i]]])[0][samples.pair_sat[i], 0]
+                                             for i in picks]))
+    np.testing.assert_allclose(rtt, expected, atol=1e-9)
