@@ -99,12 +99,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
     print(f"kubeconfig: {cluster.kubeconfig}")
     print(f"  export KUBECONFIG={cluster.kubeconfig}")
-    print(f"stop it with: krios cluster down{_dir_flag(args)}")
+    flag = f" --state-dir {cluster.state_dir}" if args.state_dir else ""
+    print(f"stop it with: krios cluster down{flag}")
     return 0
-
-
-def _dir_flag(args: argparse.Namespace) -> str:
-    return f" --state-dir {args.state_dir}" if args.state_dir else ""
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -85,7 +85,8 @@ class LocalCluster:
         *,
         owner_pid: int | None = None,
     ):
-        self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
+        # Absolute: the kubelet and later commands may run from another working directory.
+        self.state_dir = (Path(state_dir).expanduser() if state_dir is not None else default_state_dir()).absolute()
         _check_count(workers, "workers")
         _check_count(control_plane_nodes, "control_plane_nodes")
         for name in components:
@@ -173,7 +174,9 @@ class LocalCluster:
                     break
                 except BaseException as exc:
                     self._stop_all(state)
-                    (self.state_dir / "state.json").unlink(missing_ok=True)
+                    self._wipe(keep=(LOG_DIR,))  # no stale kubeconfig for load_client() to find
+                    if isinstance(exc, KeyboardInterrupt):
+                        raise
                     if not isinstance(exc, ClusterError):
                         raise ClusterError(f"start failed: {exc}; logs in {self.state_dir / LOG_DIR}",
                                            source=str(self.state_dir)) from exc
@@ -184,9 +187,11 @@ class LocalCluster:
         log.info("cluster up in %.1f s: %s", time.monotonic() - t0, state.server)
         return self
 
-    def _wipe(self) -> None:
-        """Remove everything from the state folder except the folder itself."""
+    def _wipe(self, keep: tuple[str, ...] = ()) -> None:
+        """Remove everything from the state folder except the folder itself and ``keep``."""
         for entry in self.state_dir.iterdir():
+            if entry.name in keep:
+                continue
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
             else:
