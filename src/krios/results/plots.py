@@ -91,11 +91,14 @@ def latency_cdfs(
                         ax.step(np.r_[x[0], x], np.r_[0.0, y], where="post", color=color[d])
                 if log:
                     ax.set_xscale("log")
-                if allv.size:
-                    lo, hi = np.nanmin(allv), np.nanmax(allv)
-                    pad = (hi / lo) ** 0.05 if log and lo > 0 else None
-                    if pad:
+                if allv.size:  # one x range per metric row, so the schedulers compare by eye
+                    lo, hi = float(np.nanmin(allv)), float(np.nanmax(allv))
+                    if log and lo > 0:
+                        pad = (hi / lo) ** 0.05
                         ax.set_xlim(lo / pad, hi * pad)
+                    else:
+                        pad = 0.04 * (hi - lo) or 1.0
+                        ax.set_xlim(max(0.0, lo - pad), hi + pad)
                 ax.set_ylim(0, 1.02)
                 ax.set_title(f"{sched} — {METRIC_LABELS.get(metric, metric)}")
                 if i == len(metrics) - 1:
