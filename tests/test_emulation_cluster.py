@@ -204,6 +204,9 @@ def test_handover_with_scheduler_controller_standin_and_client(cluster, core, tm
               out="controller.out")  # fmt: skip
         with StandIn(view, port, inject_rtt=True):
             core.create_namespaced_pod("default", app_pod("app"))
+            deadline = time.time() + 30  # the krios scheduler places it once its caches are synced
+            while view.snapshot.serving_node is None and time.time() < deadline:
+                time.sleep(0.1)
             client = spawn("client", "--service-from-cluster", "--scenario", "sf_4workers", "--port", str(port),
                            "--rate-hz", "10", "--duration-s", "26", "--timeout-s", "1",
                            "--log", str(tmp_path / "requests.jsonl"), out="client.out")  # fmt: skip
@@ -244,12 +247,17 @@ def test_handover_with_scheduler_controller_standin_and_client(cluster, core, tm
     assert len(ok) >= 0.9 * len(records)
     nodes_seen = [r["node"] for r in sorted(ok, key=lambda r: r["sent_at"])]
     assert len({a for a, b in itertools.pairwise(nodes_seen) if a != b}) >= 2
+    # the stand-in delays each answer by the RTT in its own view of the matrix (refreshed every 0.2 s
+    # like the client's): the two may straddle a hop boundary (9 ms) but no more
+    extra = sorted(r["latency_ms"] - r["injected_rtt_ms"] for r in ok)
     for r in ok:
-        assert r["sat_id"] is not None and r["injected_rtt_ms"] > 10
-        assert r["latency_ms"] >= r["injected_rtt_ms"]  # the stand-in delays by the injected RTT
+        assert r["sat_id"] is not None and 10 < r["injected_rtt_ms"] < 30  # served from the zone
+        assert r["latency_ms"] >= r["injected_rtt_ms"] - 9.5
+    assert 0 <= extra[len(extra) // 2] < 20
     errors = [r for r in records if r["status"] != "ok"]
     assert all(r["error"] for r in errors)
-    print(f"\nfull loop: {len(handovers)} handovers {handovers}; client {len(ok)} ok / {len(errors)} errors; "
+    kinds = sorted({(r["status"], (r["error"] or "")[:50]) for r in errors})
+    print(f"\nfull loop: {len(handovers)} handovers {handovers}; client {len(ok)} ok / {len(errors)} errors {kinds}; "
           f"emulator {json.dumps(summary)}")  # fmt: skip
 
 
@@ -294,3 +302,28 @@ def test_client_records_survive_kill_9(cluster, core, tmp_path):
     errors = read_jsonl(tmp_path / "bad.jsonl")
     assert len(errors) == 40 and {r["status"] for r in errors} == {"503"}
     assert all("no Ready app pod" in r["error"] and r["node"] == "krios-worker-2" for r in errors)
+
+
+def test_emulator_rides_out_an_apiserver_restart(cluster, core, results, tmp_path):
+    """API down mid-run (stopping and starting kube-apiserver takes ~25 s here): ticks go on, logged
+    with api_ok false, and the labels reconverge once it is back."""
+    cfg = EmulatorConfig.from_scenario(SCENARIO, duration_s=3600, acceleration=90, tick_s=30)
+    nodes = select_nodes(core, SCENARIO.workers)
+    emu = Emulator(cfg, core, nodes, store=results, log_path=tmp_path / "ticks.jsonl")
+    done: dict = {}
+    runner = threading.Thread(target=lambda: done.update(emu.run()))
+    runner.start()
+    try:
+        time.sleep(3.0)
+        cluster.stop_component("kube-apiserver")
+    finally:
+        cluster.start_component("kube-apiserver")
+    back = time.time()
+    runner.join(timeout=90)
+    assert done["status"] == "complete" and done["api_errors"] > 0
+    ticks = read_jsonl(tmp_path / "ticks.jsonl")
+    assert len(ticks) == done["ticks"] and any(not t["api_ok"] for t in ticks)
+    assert ticks[-1]["api_ok"] and ticks[-1]["t_wall"] > back  # ticked on after the restart
+    final = {n: d["sat_id"] for n, d in ticks[-1]["nodes"].items()}
+    assert {n.metadata.name: int(n.metadata.labels["sat_id"]) for n in core.list_node().items
+            if n.metadata.name in nodes} == final  # fmt: skip

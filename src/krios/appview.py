@@ -3,7 +3,10 @@
 :class:`ClusterView` polls the API server (every ``refresh_s`` wall seconds) for
 
 - the app's pods (label selector, by default ``leozone=<zone>``): which nodes
-  have a Ready app pod (*serving*), newest Ready first;
+  have a Ready app pod (*serving*). During a handover two copies are Ready;
+  the one whose node's satellite is in the zone (emulator mapping) comes
+  first, and among those the newest, so traffic moves to the successor as soon
+  as it can serve, before the old copy is deleted;
 - the nodes' InternalIP addresses;
 - the emulator's mapping (ConfigMap ``krios-emulator``, key ``mapping.json``):
   the satellite each node emulates;
@@ -19,6 +22,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,7 +39,7 @@ class Snapshot:
     """The cluster as last seen (wall-clock ``taken_at``, unix s)."""
 
     taken_at: float = 0.0
-    serving: tuple[str, ...] = ()  # nodes with a Ready app pod, most recently Ready first
+    serving: tuple[str, ...] = ()  # nodes with a Ready app pod, best first (see the module docs)
     pods: dict[str, str] = field(default_factory=dict)  # node -> Ready app pod name
     node_ips: dict[str, str] = field(default_factory=dict)  # node -> InternalIP
     sat_ids: dict[str, int] = field(default_factory=dict)  # node -> sat_id (emulator mapping)
@@ -58,14 +62,19 @@ def pod_ready_since(pod: Any) -> float | None:
     return None
 
 
-def serving_nodes(pods: list[Any]) -> tuple[tuple[str, ...], dict[str, str]]:
-    """Nodes with a Ready pod among ``pods`` (most recently Ready first) and the pod on each."""
+def serving_nodes(pods: list[Any], in_zone: Mapping[str, bool] | None = None) -> tuple[tuple[str, ...], dict[str, str]]:
+    """Nodes with a Ready pod among ``pods`` and the pod on each.
+
+    Order: nodes whose satellite is in the zone (``in_zone``; unknown counts as
+    in) first, then the most recently Ready first.
+    """
     ready: list[tuple[float, str, str]] = []
     for pod in pods:
         since = pod_ready_since(pod)
         if since is not None:
             ready.append((since, pod.spec.node_name, pod.metadata.name))
-    ready.sort(key=lambda r: (-r[0], r[1]))
+    zone = in_zone or {}
+    ready.sort(key=lambda r: (not zone.get(r[1], True), -r[0], r[1]))
     order: list[str] = []
     names: dict[str, str] = {}
     for _since, node, name in ready:
@@ -104,13 +113,15 @@ def read_snapshot(core_v1: Any, selector: str, namespace: str | None = None) -> 
         pods = core_v1.list_namespaced_pod(namespace, label_selector=selector).items
     else:
         pods = core_v1.list_pod_for_all_namespaces(label_selector=selector).items
-    serving, names = serving_nodes(pods)
     ips = {n.metadata.name: ip for n in core_v1.list_node().items if (ip := internal_ip(n))}
     sat_ids: dict[str, int] = {}
+    in_zone: dict[str, bool] = {}
     mapping = _configmap_json(core_v1, MAPPING_CM, MAPPING_KEY) or {}
     for node, entry in (mapping.get("nodes") or {}).items():
         if isinstance(entry, dict) and entry.get("sat_id") is not None:
             sat_ids[node] = int(entry["sat_id"])
+            in_zone[node] = bool(entry.get("in_zone", True))
+    serving, names = serving_nodes(pods, in_zone)
     matrix = _configmap_json(core_v1, LATENCY_CM, LATENCY_KEY) or {}
     client = {k: float(v) for k, v in ((matrix.get("rtt") or {}).get("client") or {}).items()}
     return Snapshot(time.time(), serving, names, ips, sat_ids, client, True)

@@ -59,6 +59,9 @@ LATENCY_CM, LATENCY_KEY = "krios-latency", "matrix.json"
 SAT_LABEL = "sat_id"
 LEOZONE_LABEL = "leozone"
 CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/master", "node-role.kubernetes.io/control-plane")
+#: Per-request timeout (s, connect and read) of the tick loop's API calls, so a hung API server
+#: delays a tick by a bounded time (missed ticks are then skipped).
+REQUEST_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ def select_nodes(core_v1: Any, count: int, *, names: Sequence[str] | None = None
     return chosen
 
 
-def put_configmap(core_v1: Any, name: str, data: dict[str, str]) -> None:
+def put_configmap(core_v1: Any, name: str, data: dict[str, str], timeout_s: float = REQUEST_TIMEOUT_S) -> None:
     """Replace ConfigMap ``krios-system/name`` (create it if missing)."""
     from kubernetes.client.exceptions import ApiException
 
@@ -156,11 +159,11 @@ def put_configmap(core_v1: Any, name: str, data: dict[str, str]) -> None:
             "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "krios"}},
             "data": data}  # fmt: skip
     try:
-        core_v1.replace_namespaced_config_map(name, NAMESPACE, body)
+        core_v1.replace_namespaced_config_map(name, NAMESPACE, body, _request_timeout=timeout_s)
     except ApiException as exc:
         if exc.status != 404:
             raise
-        core_v1.create_namespaced_config_map(NAMESPACE, body)
+        core_v1.create_namespaced_config_map(NAMESPACE, body, _request_timeout=timeout_s)
 
 
 def ensure_namespace(core_v1: Any) -> None:
@@ -247,10 +250,11 @@ class Emulator:
     def _observe(self) -> bool:
         """Refresh node labels and app pods; ``False`` (keeping the last view) on API errors."""
         try:
-            items = self.core_v1.list_node().items
+            items = self.core_v1.list_node(_request_timeout=REQUEST_TIMEOUT_S).items
             self.labels = {n.metadata.name: (n.metadata.labels or {}).get(SAT_LABEL) for n in items
                            if n.metadata.name in self.nodes}  # fmt: skip
-            pods = self.core_v1.list_pod_for_all_namespaces(label_selector=f"{LEOZONE_LABEL}={self.config.leozone}")
+            pods = self.core_v1.list_pod_for_all_namespaces(
+                label_selector=f"{LEOZONE_LABEL}={self.config.leozone}", _request_timeout=REQUEST_TIMEOUT_S)
             self.pods = app_pods(pods.items, self.nodes)
             return True
         except Exception as exc:  # API down or restarting: keep going on the last view
@@ -354,7 +358,8 @@ class Emulator:
             if sat is None or self.labels.get(node) == str(sat):
                 continue
             try:
-                self.core_v1.patch_node(node, {"metadata": {"labels": {SAT_LABEL: str(sat)}}})
+                self.core_v1.patch_node(node, {"metadata": {"labels": {SAT_LABEL: str(sat)}}},
+                                        _request_timeout=REQUEST_TIMEOUT_S)
             except Exception as exc:
                 self.stats.api_errors += 1
                 log.warning("cannot label %s sat_id=%s (%s); retrying next tick", node, sat, _short(exc))

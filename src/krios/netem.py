@@ -476,6 +476,8 @@ class Tc:
         proc = self.runner(full)
         if check and proc.returncode != 0:
             msg = (proc.stderr or proc.stdout or "").strip().splitlines()
+            if any("Cannot find device" in m for m in msg):
+                raise ConfigError("no such network device", source="dev", field=self.dev)
             raise NetemError(f"{' '.join(full)} failed: {msg[-1] if msg else f'exit {proc.returncode}'}",
                              source="tc", field=self.dev)  # fmt: skip
         return proc

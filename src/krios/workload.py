@@ -140,6 +140,13 @@ def send_request(target: Target, timeout_s: float) -> tuple[str, str | None, flo
         conn.close()
 
 
+def check_options(rate_hz: float, duration_s: float, timeout_s: float) -> None:
+    """Raise :class:`ConfigError` unless rate, duration and timeout are positive numbers."""
+    for name, value in (("--rate-hz", rate_hz), ("--duration-s", duration_s), ("--timeout-s", timeout_s)):
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise ConfigError("must be positive", source=name, field=str(value))
+
+
 class Client:
     """Open-loop requests at ``rate_hz`` for ``duration_s`` (wall seconds).
 
@@ -158,10 +165,7 @@ class Client:
         timeout_s: float = 2.0,
         view: ClusterView | None = None,
     ):
-        if not rate_hz > 0:
-            raise ConfigError("must be positive", source="--rate-hz", field=str(rate_hz))
-        if not duration_s > 0:
-            raise ConfigError("must be positive", source="--duration-s", field=str(duration_s))
+        check_options(rate_hz, duration_s, timeout_s)
         self.target = target
         self.sink = sink
         self.rate_hz = float(rate_hz)

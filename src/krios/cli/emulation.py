@@ -161,12 +161,19 @@ def _register_client(sub: argparse._SubParsersAction) -> None:
 def _cmd_client(args: argparse.Namespace) -> int:
     from krios import scenarios
     from krios.appview import ClusterView
-    from krios.workload import Client, RecordSink, serving_target, static_target
+    from krios.workload import Client, RecordSink, check_options, serving_target, static_target
 
+    if args.netem:
+        from krios import netem
+
+        ok, why = netem.netem_support()
+        if not ok:
+            raise ConfigError(why, source="--netem")
     scenario = scenarios.load(args.scenario) if args.scenario else None
     cfg = (scenario.get("client") if scenario else None) or {}
     rate = args.rate_hz if args.rate_hz is not None else float(cfg.get("rate_hz", 5))
     timeout = args.timeout_s if args.timeout_s is not None else float(cfg.get("timeout_s", 2.0))
+    check_options(rate, args.duration_s, timeout)
     need_cluster = args.service_from_cluster or args.netem or args.scenario or args.selector
     view = None
     core = None
@@ -187,11 +194,6 @@ def _cmd_client(args: argparse.Namespace) -> int:
         target = static_target(args.target)
     shaper = None
     if args.netem:
-        from krios import netem
-
-        ok, why = netem.netem_support()
-        if not ok:
-            raise ConfigError(why, source="--netem")
         shaper = netem.Shaper(args.dev)
         assert view is not None
 
