@@ -109,10 +109,13 @@ mkdir -p .go/src/k8s.io
 ln -s ../../.. .go/src/k8s.io/kubernetes
 log "building kube-apiserver kube-scheduler kube-controller-manager kubectl (about 6-10 min on 2 cores)"
 start=$(date +%s)
-(
+if ! (
   GOPATH=$PWD/.go GOCACHE=$WORK/.gocache CGO_ENABLED=0 GOPROXY=off \
     make WHAT="cmd/kube-apiserver cmd/kube-scheduler cmd/kube-controller-manager cmd/kubectl" 2>&1
 ) | while IFS= read -r line; do printf '[control-plane] [%4ss] %s\n' "$(( $(date +%s) - start ))" "$line" >&2; done
+then
+  die "the Kubernetes build failed after $(( $(date +%s) - start ))s (output above); nothing was cached"
+fi
 mkdir -p "$BIN"
 for b in kube-apiserver kube-scheduler kube-controller-manager kubectl; do
   install -m 0755 "_output/bin/$b" "$BIN/$b"
