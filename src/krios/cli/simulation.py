@@ -86,6 +86,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     config, constellation = simulate.config_from_args(args)
     result = simulate.simulate(constellation, config, jobs=simulate.jobs_for(args.jobs, len(config.zones)))
+    for name, count in result.passes.items():
+        if count == 0:
+            print(f"krios: warning: zone {name}: no satellite of {result.constellation} enters it", file=sys.stderr)
     if args.output:
         paths = simulate.write_outputs(Path(args.output), result)
         if not args.json:

@@ -55,15 +55,20 @@ def plot_all(folder: Path, metrics: Sequence[Metrics], cdfs: Mapping[tuple[str, 
     paths.append(_save(fig, folder / "availability.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4))
+    plotted = False
     for (zone, policy), values in cdfs.items():
         if values:
             label = policy if len({z for z, _p in cdfs}) == 1 else f"{policy} @ {zone}"
             ax.plot(values, CDF_PERCENTS / 100.0, label=label)
+            plotted = True
     ax.set_xlabel("client RTT (ms)")
     ax.set_ylabel("CDF")
     ax.set_title("Client RTT while served")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="x-small")
+    if plotted:
+        ax.legend(fontsize="x-small")
+    else:
+        ax.text(0.5, 0.5, "no zone was ever served", ha="center", transform=ax.transAxes)
     paths.append(_save(fig, folder / "rtt_cdf.png"))
     return paths
 
