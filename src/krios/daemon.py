@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+import urllib3
 from kubernetes.client import ApiClient
 
 from krios.clock import KEY as CLOCK_KEY
@@ -41,6 +42,9 @@ def _client_with_pool(api: ApiClient, maxsize: int) -> ApiClient:
     """A new :class:`ApiClient` with ``api``'s configuration and its own pool of ``maxsize`` connections."""
     cfg = copy.deepcopy(api.configuration)
     cfg.connection_pool_maxsize = maxsize
+    # one quick retry for a pooled connection the server closed; longer outages are
+    # the daemon's business (backoff), not urllib3's (three warnings per request)
+    cfg.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=0, other=0)
     return ApiClient(cfg)
 
 
@@ -117,6 +121,8 @@ class Daemon:
     leader_elect:
         Campaign for the Lease ``<lease_namespace>/<component>``; without it the
         daemon acts at once (single replica).
+    lease_timing_s:
+        Lease duration, renew deadline and retry period (client-go's 15, 10, 2 s).
     clock:
         A fixed emulated clock; default: follow the ``krios-clock`` ConfigMap
         (real time while there is none).
@@ -136,6 +142,7 @@ class Daemon:
         horizon_s: float = 3600.0,
         leader_elect: bool = True,
         lease_namespace: str = SYSTEM_NAMESPACE,
+        lease_timing_s: tuple[float, float, float] = (15.0, 10.0, 2.0),
         identity: str | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -168,6 +175,8 @@ class Daemon:
         if leader_elect:
             self.elector = LeaderElector(
                 RawClient(_client_with_pool(api, 2), 0, 1), lease_namespace, self.component, self.identity,
+                lease_duration_s=lease_timing_s[0], renew_deadline_s=lease_timing_s[1],
+                retry_period_s=lease_timing_s[2],
                 on_started=self.on_started_leading, on_stopped=self.on_stopped_leading,
             )
 

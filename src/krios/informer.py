@@ -158,7 +158,14 @@ class Informer:
         self._handlers.append(handler)
 
     def start(self) -> Informer:
-        """Start the list/watch thread (daemon); returns ``self``."""
+        """Start the list/watch thread (daemon); returns ``self``.
+
+        After :meth:`stop`, starting again resumes watching from the last
+        ``resourceVersion`` (relisting only if the API answers 410 Gone).
+        """
+        if self._thread is not None and not self._thread.is_alive():
+            self._thread = None
+            self._stop.clear()
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=f"informer-{self.name}", daemon=True)
             self._thread.start()
@@ -196,7 +203,7 @@ class Informer:
 
     def _run(self) -> None:
         backoff = self.backoff_initial_s
-        need_list = True
+        need_list = not self._synced.is_set() or self.resource_version is None
         while not self._stop.is_set():
             try:
                 if need_list:
@@ -275,6 +282,9 @@ class Informer:
                 self._handle(json.loads(line))
         finally:
             self._resp = None
+            # never hand a watch's connection back for reuse: after stop() its socket is
+            # half shut, and a request on it would wait for its read timeout
+            resp.close()
             resp.release_conn()
 
     def _handle(self, event: Obj) -> None:

@@ -4,7 +4,8 @@ Daemons call :meth:`EventRecorder.event` on their hot path; a worker thread
 creates the Event objects (``eventTime`` with microseconds, ``reportingController``
 and ``reportingInstance`` set, as ``kubectl get events`` and kube-scheduler
 expect) through its own rate-limited client, so events never slow binding
-down. Events are best effort, like client-go's: while the API is down they are
+down. Events about cluster-scoped objects (nodes) go through the core API
+instead (see :func:`_core_event`). Events are best effort, like client-go's: while the API is down they are
 retried for a while, then dropped with a log line.
 """
 
@@ -24,6 +25,29 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 NOTE_MAX = 1024
+
+
+def _core_event(body: Obj) -> Obj:
+    """The same event as a core ``v1`` Event, for cluster-scoped objects (nodes).
+
+    Kubernetes 1.20 rejects ``events.k8s.io/v1`` Events whose ``regarding`` has
+    no namespace (it must equal the Event's, and an Event needs one); the core
+    API accepts them in ``default``, as kubelet and node controllers do.
+    """
+    stamp = body["eventTime"][:19] + "Z"
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": body["metadata"],
+        "involvedObject": body["regarding"],
+        "reason": body["reason"],
+        "message": body["note"],
+        "type": body["type"],
+        "source": {"component": body["reportingController"]},
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
 
 
 def object_ref(obj: Obj) -> Obj:
@@ -91,6 +115,8 @@ class EventRecorder:
             body["related"] = object_ref(related)
         log.log(logging.WARNING if type_ == "Warning" else logging.DEBUG,
                 "event %s %s %s/%s: %s", type_, reason, namespace, ref.get("name"), note)
+        if "namespace" not in ref:
+            body = _core_event(body)
         try:
             self._queue.put_nowait(body)
         except queue.Full:
@@ -122,7 +148,8 @@ class EventRecorder:
 
     def _send(self, body: Obj) -> None:
         ns = quote(body["metadata"]["namespace"], safe="")
-        path = f"/apis/events.k8s.io/v1/namespaces/{ns}/events"
+        path = f"/apis/events.k8s.io/v1/namespaces/{ns}/events" if body["apiVersion"] == "events.k8s.io/v1" \
+            else f"/api/v1/namespaces/{ns}/events"
         deadline = time.monotonic() + self.retry_s
         delay = 0.2
         while True:
@@ -135,7 +162,7 @@ class EventRecorder:
                 # 4xx other than throttling: the event itself is wrong (or its namespace is gone)
                 if (status and 400 <= status < 500 and status != 429) or time.monotonic() > deadline:
                     self.dropped += 1
-                    log.info("event %s %s dropped: %s", body["reason"], body["regarding"].get("name"),
+                    log.info("event %s about %s dropped: %s", body["reason"], body["metadata"]["name"],
                              status or exc)
                     return
                 time.sleep(delay)

@@ -1,0 +1,260 @@
+"""The handover controller on the real control plane, with an accelerated emulated clock.
+
+Each test finds, in the orbital engine's pass predictions for the sf_4workers
+zone, a satellite ``A`` that leaves the zone ``LEAD_S`` emulated seconds after
+the clock's epoch and satellites that stay longer; it labels workers with them
+(as the emulator would), publishes the ``krios-clock`` ConfigMap running
+``RATE`` times faster than the wall clock, and puts the app's pod on ``A``'s
+node. A watch records how many Ready copies the app has after every change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from scheduling_helpers import (
+    CLOCK_PATH,
+    clean_workers,
+    create_pods,
+    events,
+    exists,
+    is_ready,
+    list_pods,
+    orbits,
+    pod_body,
+    raw,
+    set_sat_labels,
+    wait_for,
+)
+
+from krios.clock import Clock
+from krios.controller import FAILED_ANNOTATION, FROM_ANNOTATION, Controller
+from krios.informer import Informer
+
+pytestmark = pytest.mark.cluster
+
+LEAD_S = 100.0  # emulated seconds from the clock's epoch until A leaves
+LOOKAHEAD_S = 60.0
+
+
+@dataclass
+class Plan:
+    t_a: float  # emulated epoch
+    exits: dict[int, float]  # sat -> exit time of its pass
+    sats: list[int]  # A, then successors by decreasing exit time
+
+
+def plan(successors: int) -> Plan:
+    """A pass of ``A`` and ``successors`` satellites in the zone when the handover is due, outlasting A."""
+    o = orbits()
+    passes = o.tracker.passes(o.t0, o.t0 + 3000)
+    for a in passes:
+        t_a = a.exit - LEAD_S
+        if t_a < max(a.enter, o.t0):
+            continue
+        due = a.exit - LOOKAHEAD_S
+        later = sorted((p for p in passes if p.sat_id != a.sat_id and p.enter <= due - 10 and p.exit >= a.exit + 60),
+                       key=lambda p: -p.exit)
+        if len({p.sat_id for p in later}) >= successors:
+            chosen = later[:successors]
+            return Plan(t_a, {a.sat_id: a.exit, **{p.sat_id: p.exit for p in chosen}},
+                        [a.sat_id] + [p.sat_id for p in chosen])
+    raise AssertionError("no suitable passes in the first 50 minutes")
+
+
+@pytest.fixture
+def workers(control_plane, api_client) -> Iterator[list[str]]:
+    yield from clean_workers(control_plane, api_client)
+
+
+def publish_clock(client, t_a: float, rate: float) -> Clock:
+    clock = Clock(epoch_wall=time.time(), epoch_sim=t_a, rate=rate)
+    if not exists(client, "/api/v1/namespaces/krios-system"):
+        client.post("/api/v1/namespaces", {"metadata": {"name": "krios-system"}})
+    if exists(client, CLOCK_PATH):
+        client.put(CLOCK_PATH, clock.configmap_body())
+    else:
+        client.post(CLOCK_PATH.rsplit("/", 1)[0], clock.configmap_body())
+    return clock
+
+
+class ReadyLog:
+    """Watch the app's pods; after every change note how many Ready copies there are."""
+
+    def __init__(self, client, namespace: str) -> None:
+        self.samples: list[tuple[float, int]] = []
+        self.deleted: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self.inf = Informer(client, f"/api/v1/namespaces/{namespace}/pods", name="ready-log")
+        self.inf.add_handler(self._on)
+        self.inf.start()
+        assert self.inf.wait_synced(10)
+
+    def _on(self, etype: str, pod: dict, _old) -> None:
+        now = time.time()
+        with self._lock:
+            if etype == "DELETED" or pod["metadata"].get("deletionTimestamp"):
+                self.deleted.setdefault(pod["metadata"]["name"], now)
+            self.samples.append((now, sum(1 for p in self.inf.list() if is_ready(p))))
+
+    def min_ready_after_first(self) -> int:
+        with self._lock:
+            counts = [n for _t, n in self.samples]
+        first = next(i for i, n in enumerate(counts) if n > 0)
+        return min(counts[first:])
+
+    def stop(self) -> None:
+        self.inf.stop()
+
+
+def _final_ready(client, namespace: str, old: str = "web") -> list[dict]:
+    """The app's pods once the handover away from ``old`` is over and exactly one copy is left, Ready."""
+    pods = list_pods(client, namespace)
+    if any(p["metadata"].get("deletionTimestamp") or p["metadata"]["name"] == old for p in pods):
+        return []  # not there yet
+    ready = [p for p in pods if is_ready(p)]
+    return ready if len(ready) == len(pods) == 1 else []
+
+
+@contextlib.contextmanager
+def app_under_controller(api_client, namespace: str, node: str, t_a: float, rate: float,
+                         ready_timeout_s: float) -> Iterator[tuple[Controller, Clock, ReadyLog]]:
+    """An in-process controller, the accelerated clock from ``t_a``, and the app's pod on ``node``."""
+    client = raw(api_client)
+    ctl = Controller(api_client, orbits().constellation, lookahead_s=LOOKAHEAD_S, ready_timeout_s=ready_timeout_s)
+    ctl.start(sync_timeout=30)
+    log = None
+    try:
+        assert ctl.wait_leading(30)
+        clock = publish_clock(client, t_a, rate=rate)
+        wait_for(lambda: ctl.clock.rate == rate, 10, "the controller to read the clock")
+        log = ReadyLog(client, namespace)
+        create_pods(client, namespace, [pod_body("web", orbits().labels, node=node)])
+        yield ctl, clock, log
+    finally:
+        if log is not None:
+            log.stop()
+        ctl.stop()
+
+
+def test_proactive_handover_completes_before_the_satellite_leaves(api_client, namespace, workers) -> None:
+    p = plan(successors=1)
+    a, b = p.sats
+    client = raw(api_client)
+    set_sat_labels(client, {workers[0]: a, workers[1]: b})
+    with app_under_controller(api_client, namespace, workers[0], p.t_a, 10.0, 20.0) as (_ctl, clock, log):
+        final = wait_for(lambda: _final_ready(client, namespace), 30, "one Ready copy after the handover")
+        assert final[0]["spec"]["nodeName"] == workers[1]
+        assert final[0]["metadata"]["annotations"][FROM_ANNOTATION] == "web"
+        gone = clock.sim_at(log.deleted["web"])
+        assert gone < p.exits[a], f"old copy deleted {gone - p.exits[a]:.1f} s after its satellite left"
+        assert gone >= p.exits[a] - LOOKAHEAD_S - 1
+        assert log.min_ready_after_first() >= 1, "the app was without a Ready copy"
+        assert b in orbits().tracker.in_zone(clock.now())
+        reasons = {e["reason"] for e in events(client, namespace)}
+        assert {"HandoverStarted", "HandoverCompleted"} <= reasons
+
+
+def test_successor_not_ready_in_time_is_replaced_by_another_node(api_client, namespace, workers) -> None:
+    """The best successor's node has no kubelet: its pod never gets Ready; the next best is used."""
+    from krios.cluster.nodes import node_status
+
+    p = plan(successors=2)
+    a, best, second = p.sats
+    client = raw(api_client)
+    ghost = "krios-ghost-0"
+    client.post("/api/v1/nodes", {"metadata": {"name": ghost, "labels": {"sat_id": str(best)}}})
+    try:
+        client.patch(f"/api/v1/nodes/{ghost}/status", node_status(ghost, "127.0.2.1", time.time()), merge=False)
+        set_sat_labels(client, {workers[0]: a, workers[2]: second})
+        with app_under_controller(api_client, namespace, workers[0], p.t_a, 5.0, 3.0) as (_ctl, clock, log):
+            final = wait_for(lambda: _final_ready(client, namespace), 40, "one Ready copy after the retry")
+            assert final[0]["spec"]["nodeName"] == workers[2]
+            failed = events(client, namespace, "HandoverFailed")
+            assert failed and failed[0]["type"] == "Warning" and ghost in failed[0]["note"]
+            assert clock.sim_at(log.deleted["web"]) < p.exits[a]
+            assert log.min_ready_after_first() >= 1
+            assert not any(pod["spec"]["nodeName"] == ghost for pod in list_pods(client, namespace))
+    finally:
+        client.delete(f"/api/v1/nodes/{ghost}")
+
+
+def _start_controller(kubeconfig: str) -> tuple[subprocess.Popen, list[str]]:
+    cmd = [sys.executable, "-m", "krios", "-v", "controller", f"--kubeconfig={kubeconfig}",
+           "--scenario=sf_4workers", f"--lookahead-s={LOOKAHEAD_S:g}", "--ready-timeout-s=30",
+           "--leader-elect-lease-duration=3", "--leader-elect-renew-deadline=2",
+           "--leader-elect-retry-period=0.5"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines: list[str] = []
+
+    def pump() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return proc, lines
+
+
+@pytest.mark.slow
+def test_controller_killed_mid_handover_resumes_with_exactly_one_ready_copy(
+        control_plane, api_client, namespace, workers) -> None:
+    p = plan(successors=1)
+    a, b = p.sats
+    client = raw(api_client)
+    set_sat_labels(client, {workers[0]: a, workers[1]: b})
+    o = orbits()
+    clock = publish_clock(client, p.t_a - 1000.0, rate=1.0)  # parked well before the handover
+    procs = []
+    log = None
+    try:
+        proc, lines = _start_controller(str(control_plane.kubeconfig))
+        procs.append(proc)
+        wait_for(lambda: any("is leading" in ln for ln in lines), 60, "the controller to lead", interval_s=0.2)
+        log = ReadyLog(client, namespace)
+        create_pods(client, namespace, [pod_body("web", o.labels, node=workers[0])])
+        wait_for(lambda: any(n for _t, n in log.samples), 15, "the app Ready")
+        clock = publish_clock(client, p.t_a, rate=5.0)  # now the satellite moves: due in 8 s
+
+        def successor() -> list[dict]:
+            return [q for q in list_pods(client, namespace)
+                    if (q["metadata"].get("annotations") or {}).get(FROM_ANNOTATION) == "web"]
+
+        wait_for(successor, 30, "the successor to be created", interval_s=0.05)
+        proc.send_signal(signal.SIGKILL)  # a crash: no lease release, no cleanup
+        proc.wait(10)
+        assert [q["metadata"]["name"] for q in list_pods(client, namespace)].count("web") == 1
+        time.sleep(2.0)  # the successor gets Ready while nobody acts: two Ready copies for now
+        proc2, lines2 = _start_controller(str(control_plane.kubeconfig))
+        procs.append(proc2)
+
+        final = wait_for(lambda: _final_ready(client, namespace), 60, "exactly one Ready copy", interval_s=0.2)
+        node = final[0]["spec"]["nodeName"]
+        assert node == workers[1]
+        assert b in o.tracker.in_zone(clock.now())
+        assert log.min_ready_after_first() >= 1, "the app was without a Ready copy"
+        time.sleep(1.0)
+        pods = list_pods(client, namespace)
+        assert len(pods) == 1 and is_ready(pods[0])  # and it stays that way
+        assert not (pods[0]["metadata"].get("annotations") or {}).get(FAILED_ANNOTATION)
+        assert proc2.poll() is None, "".join(lines2[-20:])
+    finally:
+        if log is not None:
+            log.stop()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
