@@ -416,7 +416,7 @@ class Emulator:
             summary = self.summary(status, time.time() - wall_start)
             self._log.close()
             if self.store is not None:
-                self.store.update_meta(self.run_id, summary=summary)
+                self.store.update_meta(self.run_id, emulator=summary)
                 self.store.finish_run(self.run_id, status)
         return summary
 

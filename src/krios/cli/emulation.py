@@ -198,7 +198,8 @@ def _cmd_client(args: argparse.Namespace) -> int:
         assert view is not None
 
         def shape(snap: Any) -> None:
-            dests = [netem.Destination(snap.node_ips[n], ms) for n, ms in snap.client_rtt_ms.items()
+            # 0.1 ms steps: the matrix changes every tick, tc need not follow every microsecond
+            dests = [netem.Destination(snap.node_ips[n], round(ms, 1)) for n, ms in snap.client_rtt_ms.items()
                      if n in snap.node_ips]  # fmt: skip
             if dests:
                 shaper.update(dests)
