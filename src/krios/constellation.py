@@ -25,6 +25,8 @@ from krios.walker import EARTH_RADIUS_KM, WalkerShell, shell, walker_delta
 #: Slack (km) added around the perigee/apogee radii from the mean elements, for
 #: SGP4's short-period terms (J2 makes a circular orbit's radius wander ~10 km).
 RADIUS_SLACK_KM = 30.0
+#: The Earth's rotation rate (rad/s) relative to TEME: the GMST 1982 rate, rounded up.
+EARTH_ROTATION_RAD_S = 7.2921159e-5
 
 
 class Constellation:
@@ -128,7 +130,7 @@ class Constellation:
         n = np.array([s.no_kozai for s in self.satrecs]) / 60.0  # rad/s
         e = np.array([s.ecco for s in self.satrecs])
         perigee_rate = n * np.sqrt(1 + e) / (1 - e) ** 1.5  # vis-viva angular rate at perigee
-        return float(np.max(perigee_rate) * 1.02 + 7.2921159e-5)
+        return float(np.max(perigee_rate) * 1.02 + EARTH_ROTATION_RAD_S)
 
     def teme(self, times: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """TEME positions (km) and velocities (km/s), each ``(N, T, 3)``, at unix seconds ``times``.

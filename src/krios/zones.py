@@ -20,18 +20,18 @@ Geometry (``docs/readme/orbits.md`` explains it with the original's intent):
   with geocentric elevations, a satellite at distance ``r`` is at least ``e``
   high from a ground point at distance ``R`` within the Earth central angle
   ``acos(R cos e / r) - e``; the disk edge lies ``delta`` further out; the
-  geodetic normal tilts at most :data:`NORMAL_TILT_DEG` from the geocentric
-  one. Outside the outer cone a satellite is certainly out, inside the inner
+  geodetic normal tilts at most :attr:`Zone.tilt_deg` (<= :data:`NORMAL_TILT_DEG`)
+  from the geocentric one over the disk. Outside the outer cone a satellite is certainly out, inside the inner
   cone certainly in; only pairs in between need the exact elevation.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -40,6 +40,9 @@ from krios import geometry
 from krios.constellation import Constellation
 from krios.errors import ConfigError
 
+if TYPE_CHECKING:  # pragma: no cover
+    from krios.zonesequence import ZoneSequence
+
 #: Points laid out on a zone's edge (every 0.5 deg of bearing): the worst point
 #: is never more than 0.25 deg of bearing from one of them, which for a 100 km
 #: zone moves it < 1 m closer to the satellite than the true worst point.
@@ -47,10 +50,13 @@ RING_POINTS = 720
 
 #: Largest angle (deg) between the WGS84 geodetic normal and the geocentric
 #: direction (0.1924 deg at 45 deg latitude), rounded up. Elevations measured
-#: about the two differ by at most this much.
+#: about the two differ by at most this much; :attr:`Zone.tilt_deg` is the
+#: largest over one zone's disk (0 at the equator and the poles).
 NORMAL_TILT_DEG = 0.2
-#: Extra angle (deg) around the cull cones, for the ring's discretisation.
-CULL_MARGIN_DEG = 0.05
+#: Extra angle (deg) around the cull cones, for the ring's discretisation (the
+#: ring point used is < 1 m from the true worst point: < 0.0001 deg of elevation)
+#: and rounding. 0.02 deg of geocentric angle is ~0.07 deg of elevation.
+CULL_MARGIN_DEG = 0.02
 
 
 @dataclass(frozen=True)
@@ -138,24 +144,44 @@ class Zone:
         return (float(radii.min()) - 0.01, float(radii.max()) + 0.01,
                 max(float(angles.min()) - 1e-6, 0.0), float(angles.max()) + 1e-6)
 
+    @cached_property
+    def tilt_deg(self) -> float:
+        """Largest angle (deg) between the geodetic normal and the geocentric direction
+        at any point of the disk (it depends on latitude only: the disk's latitude span is
+        sampled every 1/1440 of it, + 0.001 deg for the peak between samples)."""
+        _, ups = self.ring
+        lats = np.degrees(np.arcsin(np.clip(ups[:, 2], -1.0, 1.0)))
+        lo, hi = min(float(lats.min()), self.lat_deg), max(float(lats.max()), self.lat_deg)
+        reach = math.degrees(self.radius_km / geometry.MEAN_RADIUS_KM)
+        if self.lat_deg + reach >= 90.0:
+            hi = 90.0
+        if self.lat_deg - reach <= -90.0:
+            lo = -90.0
+        grid = np.linspace(lo, hi, 1441)
+        points = geometry.ground_itrs(grid, np.zeros_like(grid), np.full_like(grid, self.height_km))
+        up = geometry.enu_basis(grid, np.zeros_like(grid))[:, 2, :]
+        cos_t = np.einsum("ij,ij->i", points, up) / np.linalg.norm(points, axis=1)
+        tilt = float(np.degrees(np.arccos(np.clip(cos_t, -1.0, 1.0))).max()) + 0.001
+        return min(tilt, NORMAL_TILT_DEG)
+
     def outer_angle(self, r_km: ArrayLike, margin_deg: float = CULL_MARGIN_DEG) -> np.ndarray:
         """Geocentric angle (rad) between satellite and centre beyond which a satellite
         at distance ``r_km`` cannot be in the zone (necessary condition).
 
         From the geocentric elevation of the disk point opposite the satellite:
-        the geodetic normal leans at most :data:`NORMAL_TILT_DEG` from the
-        geocentric one, so in the zone means a geocentric elevation of at least
+        the geodetic normal leans at most :attr:`tilt_deg` from the geocentric one
+        over the disk, so in the zone means a geocentric elevation of at least
         ``min_elevation - tilt`` there.
         """
         r_lo, _, d_lo, _ = self.bounds
-        e = max(self.min_elevation_deg - NORMAL_TILT_DEG, 0.0)
+        e = max(self.min_elevation_deg - self.tilt_deg, 0.0)
         return geometry.coverage_angle(r_km, e, r_lo) - d_lo + math.radians(margin_deg)
 
     def inner_angle(self, r_km: ArrayLike, margin_deg: float = CULL_MARGIN_DEG) -> np.ndarray:
         """Geocentric angle (rad) within which a satellite at ``r_km`` is certainly in the
         zone (sufficient condition; the mirror image of :meth:`outer_angle`)."""
         _, r_hi, _, d_hi = self.bounds
-        e = self.min_elevation_deg + NORMAL_TILT_DEG
+        e = self.min_elevation_deg + self.tilt_deg
         return geometry.coverage_angle(r_km, e, r_hi) - d_hi - math.radians(margin_deg)
 
     @cached_property
@@ -268,7 +294,7 @@ CELL_DEG = 1.0
 class ZoneSet:
     """Decide, tick by tick, which satellites of a constellation are in each of many zones.
 
-    One tick:
+    One tick (:meth:`pairs`, :meth:`in_zones`):
 
     1. propagates every satellite once (``SatrecArray.sgp4``, TEME);
     2. bins each satellite by the geocentric latitude and Earth-fixed longitude
@@ -284,6 +310,11 @@ class ZoneSet:
     The work per tick is proportional to the satellites plus the candidate
     pairs, not to satellites x zones. The answer is the same as
     :meth:`Zone.contains` on every satellite.
+
+    For ticks that come in sequences (the emulator's and the scheduler's
+    clock), :meth:`sequence` returns a stateful :class:`krios.zonesequence.ZoneSequence`
+    that gives the same answers while propagating only the satellites whose
+    decision could have changed since they were last propagated.
     """
 
     def __init__(self, constellation: Constellation, zones: Sequence[Zone]):
@@ -299,44 +330,76 @@ class ZoneSet:
         self._min_elev = np.array([zone.min_elevation_deg for zone in self.zones])
         # Per zone: R cos(e) and the angle k of the cone "psi <= acos(R cos e / r) - k".
         bounds = np.array([zone.bounds for zone in self.zones]).reshape(-1, 4)
-        e_lo = np.radians(np.maximum(self._min_elev - NORMAL_TILT_DEG, 0.0))
-        e_hi = np.radians(self._min_elev + NORMAL_TILT_DEG)
+        tilt = np.array([zone.tilt_deg for zone in self.zones])
+        e_lo = np.radians(np.maximum(self._min_elev - tilt, 0.0))
+        e_hi = np.radians(self._min_elev + tilt)
         margin = math.radians(CULL_MARGIN_DEG)
-        self._outer = (bounds[:, 0] * np.cos(e_lo), e_lo + bounds[:, 2] - margin)
-        self._inner = (bounds[:, 1] * np.cos(e_hi), e_hi + bounds[:, 3] + margin)
-        self._build_cells(np.array([float(zone.outer_angle(r_max)) for zone in self.zones]))
+        self._outer = _Cone(bounds[:, 0] * np.cos(e_lo), e_lo + bounds[:, 2] - margin)
+        self._inner = _Cone(bounds[:, 1] * np.cos(e_hi), e_hi + bounds[:, 3] + margin)
+        self._outer_max = np.array([float(zone.outer_angle(r_max)) for zone in self.zones])
+        self._build_cells()
         self._jd = np.zeros(1)
         self._fr = np.zeros(1)
         self._zone_bounds = np.arange(z + 1)
 
-    def _build_cells(self, outer: np.ndarray) -> None:
-        """CSR table cell -> zones whose outer cone reaches the cell."""
+    def _build_cells(self) -> None:
+        """The cell grid and the CSR table cell -> zones whose outer cone reaches the cell."""
         step = math.radians(CELL_DEG)
         self._n_lat = round(180.0 / CELL_DEG)
         self._n_lon = round(360.0 / CELL_DEG)
         lat = -math.pi / 2 + step * (np.arange(self._n_lat) + 0.5)
         lon = step * (np.arange(self._n_lon) + 0.5)
         clat, clon = np.meshgrid(lat, lon, indexing="ij")
-        dirs = np.stack([np.cos(clat) * np.cos(clon), np.cos(clat) * np.sin(clon),
-                         np.sin(clat)], axis=-1).reshape(-1, 3)
+        self._cell_dirs = np.stack([np.cos(clat) * np.cos(clon), np.cos(clat) * np.sin(clon),
+                                    np.sin(clat)], axis=-1).reshape(-1, 3)
         # No point of a cell is farther than this from its centre direction.
-        half_diag = math.hypot(step / 2, step / 2) * 1.01
+        self._half_diag = math.hypot(step / 2, step / 2) * 1.01
+        self._tables: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        self._table = self.cell_table(0.0)
+
+    def cell_table(self, widen_deg: float) -> tuple[np.ndarray, np.ndarray]:
+        """CSR table ``(ptr, zone)``: per grid cell, the zones whose outer cone (at the
+        constellation's largest radius) widened by ``widen_deg`` reaches some point of
+        the cell (cached per ``widen_deg``)."""
+        key = float(widen_deg)
+        if key in self._tables:
+            return self._tables[key]
         cells, zones = [], []
-        for k, angle in enumerate(outer):
+        for k, angle in enumerate(self._outer_max):
             if angle < 0:
                 continue  # never served
-            near = np.flatnonzero(dirs @ self._units[k] >= math.cos(min(angle + half_diag, math.pi)))
+            reach = angle + math.radians(key) + self._half_diag
+            near = np.flatnonzero(self._cell_dirs @ self._units[k] >= math.cos(min(reach, math.pi)))
             cells.append(near)
             zones.append(np.full(len(near), k, dtype=np.intp))
         cell = np.concatenate(cells) if cells else np.empty(0, dtype=np.intp)
         zone = np.concatenate(zones) if zones else np.empty(0, dtype=np.intp)
         order = np.argsort(cell, kind="stable")
-        self._cell_zone = zone[order]
-        self._cell_ptr = np.searchsorted(cell[order], np.arange(self._n_lat * self._n_lon + 1))
+        table = (np.searchsorted(cell[order], np.arange(self._n_lat * self._n_lon + 1)), zone[order])
+        self._tables[key] = table
+        return table
+
+    def sequence(self) -> ZoneSequence:
+        """A :class:`krios.zonesequence.ZoneSequence` over these zones: the same answers as
+        :meth:`in_zones`/:meth:`pairs` for ticks that come in sequences, faster."""
+        from krios.zonesequence import ZoneSequence
+
+        return ZoneSequence(self)
+
+    def tick_sequence(self, times: ArrayLike) -> Iterator[list[np.ndarray]]:
+        """:meth:`in_zones` for each of ``times`` (unix s), in order, through one
+        :meth:`sequence`: yields one list of sorted ``sat_id`` arrays per time."""
+        seq = self.sequence()
+        for t in np.atleast_1d(np.asarray(times, dtype=float)):
+            yield seq.in_zones(float(t))
 
     def in_zones(self, t: float) -> list[np.ndarray]:
         """For each zone, the sorted ``sat_id`` s in it at unix time ``t``."""
         zi, si = self.pairs(t)
+        return self.split(zi, si)
+
+    def split(self, zi: np.ndarray, si: np.ndarray) -> list[np.ndarray]:
+        """Pairs sorted by zone (as :meth:`pairs` returns them) -> one ``sat_id`` array per zone."""
         cuts = np.searchsorted(zi, self._zone_bounds)
         return [si[cuts[k]:cuts[k + 1]] for k in range(len(self.zones))]
 
@@ -349,48 +412,117 @@ class ZoneSet:
         _, r, _ = self.constellation.array.sgp4(self._jd, self._fr)
         r2 = r[:, 0, :]
         theta = float(geometry.gmst_angle(t))
-        dist = np.sqrt(np.einsum("nj,nj->n", r2, r2))
-        with np.errstate(invalid="ignore"):
-            lat = np.arcsin(r2[:, 2] / dist)
-            lon = np.arctan2(r2[:, 1], r2[:, 0]) - theta
-        step = math.radians(CELL_DEG)
-        i = np.clip(((lat + math.pi / 2) / step).astype(np.intp), 0, self._n_lat - 1)
-        j = ((lon % (2 * math.pi)) / step).astype(np.intp) % self._n_lon
-        cell = i * self._n_lon + j
-        valid = np.isfinite(dist)
-        if not valid.all():
-            cell = np.where(valid, cell, 0)
-        first = self._cell_ptr[cell]
-        counts = np.where(valid, self._cell_ptr[cell + 1] - first, 0)
-        total = int(counts.sum())
-        si = np.repeat(np.arange(len(r2)), counts)
-        # Index into the table: each satellite's run of entries for its cell.
-        ends = np.cumsum(counts)
-        entry = np.arange(total) + np.repeat(first - (ends - counts), counts)
-        zi = self._cell_zone[entry]
-        # The zones' centre directions in TEME: u . (rot r) = (u rot) . r.
-        rot = geometry.rot_z_matrix(theta)
-        units_teme = self._units @ rot
-        d = dist[si]
-        cos_psi = np.einsum("pj,pj->p", r2[si], units_teme[zi]) / d
-        sure = _within(cos_psi, self._inner[0][zi] / d, self._inner[1][zi])
-        maybe = _within(cos_psi, self._outer[0][zi] / d, self._outer[1][zi])
-        unsure = np.flatnonzero(maybe & ~sure)
-        if len(unsure):
-            elev = worst_elevation(r2[si[unsure]] @ rot.T, zi[unsure], self._centres, self._bases,
-                                   self._rings, self._ring_ups)
-            sure[unsure[elev >= self._min_elev[zi[unsure]]]] = True
-        zi, si = zi[sure], si[sure]
+        cand = self.candidates(r2, theta)
+        inside = self.settle(r2, theta, cand)
+        zi, si = cand.zone[inside], cand.sat[inside]
         order = np.argsort(zi, kind="stable")
         return zi[order], si[order]
 
+    # -- the two steps of a tick, shared with krios.zonesequence -------------------
+    def candidates(self, r_teme: np.ndarray, theta: float,
+                   table: tuple[np.ndarray, np.ndarray] | None = None) -> Candidates:
+        """Candidate pairs of TEME positions ``r_teme`` (M, 3) km at sidereal angle ``theta``
+        (rad): the zones listed for each position's cell in ``table`` (default: the outer
+        cones, :meth:`cell_table` ``(0)``). ``sat`` indexes ``r_teme``'s rows and is sorted
+        (pairs come grouped by row). A wider table only adds pairs :meth:`settle` finds out."""
+        ptr, table_zone = self._table if table is None else table
+        dist = np.sqrt(r_teme[:, 0] * r_teme[:, 0] + r_teme[:, 1] * r_teme[:, 1]
+                       + r_teme[:, 2] * r_teme[:, 2])
+        with np.errstate(invalid="ignore"):
+            lat = np.arcsin(r_teme[:, 2] / dist)
+            lon = np.arctan2(r_teme[:, 1], r_teme[:, 0]) - theta
+        step = math.radians(CELL_DEG)
+        valid = np.isfinite(dist)
+        if not valid.all():
+            lat = np.where(valid, lat, 0.0)
+            lon = np.where(valid, lon, 0.0)
+        i = np.clip(((lat + math.pi / 2) / step).astype(np.intp), 0, self._n_lat - 1)
+        j = ((lon % (2 * math.pi)) / step).astype(np.intp) % self._n_lon
+        cell = i * self._n_lon + j
+        first = ptr[cell]
+        counts = np.where(valid, ptr[cell + 1] - first, 0)
+        total = int(counts.sum())
+        si = np.repeat(np.arange(len(r_teme)), counts)
+        # Index into the table: each satellite's run of entries for its cell.
+        ends = np.cumsum(counts)
+        entry = np.arange(total) + np.repeat(first - (ends - counts), counts)
+        zi = table_zone[entry]
+        # The zones' centre directions in TEME: rot_z(theta) applied to the ITRS unit vectors.
+        c, s = math.cos(theta), math.sin(theta)
+        u = self._units
+        ux, uy, uz = (c * u[:, 0] - s * u[:, 1])[zi], (s * u[:, 0] + c * u[:, 1])[zi], u[:, 2][zi]
+        rp = r_teme[si]
+        d = dist[si]
+        cos_psi = (rp[:, 0] * ux + rp[:, 1] * uy + rp[:, 2] * uz) / d
+        return Candidates(zi, si, cos_psi, d, dist, cell, valid)
 
-def _within(cos_psi: np.ndarray, c: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Whether ``psi <= acos(c) - k`` for angles in [0, pi], without an arccos:
-    ``cos(acos(c) - k) = c cos k + sqrt(1 - c^2) sin k``, and no angle fits when
-    ``acos(c) < k``."""
-    c = np.minimum(c, 1.0)
-    cos_k = np.cos(k)
-    reach = c * cos_k + np.sqrt(1.0 - c * c) * np.sin(k)
-    possible = (k <= 0.0) | (c <= cos_k)  # acos(c) >= k, both in [0, pi]
-    return possible & (cos_psi >= reach)
+    def settle(self, r_teme: np.ndarray, theta: float, cand: Candidates) -> np.ndarray:
+        """Which candidate pairs are in the zone (bool per pair): certainly in inside the
+        inner cone, certainly out outside the outer cone, else by the exact worst-point
+        elevation (in ITRS)."""
+        zi, d = cand.zone, cand.dist
+        sure = self._inner.within(cand.cos_psi, zi, d)
+        maybe = self._outer.within(cand.cos_psi, zi, d)
+        unsure = np.flatnonzero(maybe & ~sure)
+        if len(unsure):
+            r_itrs = _rotate(r_teme[cand.sat[unsure]], theta)
+            elev = worst_elevation(r_itrs, zi[unsure], self._centres, self._bases,
+                                   self._rings, self._ring_ups)
+            sure[unsure[elev >= self._min_elev[zi[unsure]]]] = True
+        return sure
+
+
+@dataclass
+class Candidates:
+    """Candidate satellite/zone pairs of one tick (:meth:`ZoneSet.candidates`).
+
+    Per pair: ``zone`` index, ``sat`` row of the positions, ``cos_psi`` (cosine of
+    the geocentric angle between satellite and zone centre), ``dist`` (km, the
+    satellite's geocentric distance). Per position row: ``radius`` (km), ``cell``
+    (grid cell index) and ``valid`` (SGP4 gave a position).
+    """
+
+    zone: np.ndarray
+    sat: np.ndarray
+    cos_psi: np.ndarray
+    dist: np.ndarray
+    radius: np.ndarray
+    cell: np.ndarray
+    valid: np.ndarray
+
+
+class _Cone:
+    """Per-zone cones ``psi <= acos(c / r) - k`` (``c`` km, ``k`` rad) about zone centres."""
+
+    def __init__(self, c: np.ndarray, k: np.ndarray):
+        self.c = c
+        self.k = k
+        self.cos_k = np.cos(k)
+        self.sin_k = np.sin(k)
+
+    def reach(self, zi: np.ndarray, r_km: np.ndarray) -> np.ndarray:
+        """Cosine of the half-angle, ``cos(acos(c / r) - k) = c cos k + sqrt(1 - c^2) sin k``
+        (``c`` here ``min(c / r, 1)``), without an arccos."""
+        c = np.minimum(self.c[zi] / r_km, 1.0)
+        return c * self.cos_k[zi] + np.sqrt(1.0 - c * c) * self.sin_k[zi]
+
+    def possible(self, zi: np.ndarray, r_km: np.ndarray) -> np.ndarray:
+        """Whether the cone is not empty: ``acos(c / r) >= k`` (both in [0, pi])."""
+        c = np.minimum(self.c[zi] / r_km, 1.0)
+        return (self.k[zi] <= 0.0) | (c <= self.cos_k[zi])
+
+    def within(self, cos_psi: np.ndarray, zi: np.ndarray, r_km: np.ndarray) -> np.ndarray:
+        """Whether ``psi <= acos(c / r) - k`` for angles in [0, pi]: ``cos psi`` at least
+        :meth:`reach`, in a cone that is not empty."""
+        return self.possible(zi, r_km) & (cos_psi >= self.reach(zi, r_km))
+
+
+def _rotate(r_teme: np.ndarray, theta: float) -> np.ndarray:
+    """TEME (P, 3) -> ITRS: ``rot_z(-theta)`` written out, so each row's result does not
+    depend on how many rows are rotated together."""
+    c, s = math.cos(theta), math.sin(theta)
+    out = np.empty_like(r_teme)
+    out[:, 0] = c * r_teme[:, 0] + s * r_teme[:, 1]
+    out[:, 1] = -s * r_teme[:, 0] + c * r_teme[:, 1]
+    out[:, 2] = r_teme[:, 2]
+    return out
