@@ -188,8 +188,8 @@ def test_successor_not_ready_in_time_is_replaced_by_another_node(api_client, nam
         client.delete(f"/api/v1/nodes/{ghost}")
 
 
-def _start_controller(kubeconfig: str) -> tuple[subprocess.Popen, list[str]]:
-    cmd = [sys.executable, "-m", "krios", "-v", "controller", f"--kubeconfig={kubeconfig}",
+def _start_controller(kubeconfig: str, *extra: str) -> tuple[subprocess.Popen, list[str]]:
+    cmd = [sys.executable, "-m", "krios", "-v", "controller", f"--kubeconfig={kubeconfig}", *extra,
            "--scenario=sf_4workers", f"--lookahead-s={LOOKAHEAD_S:g}", "--ready-timeout-s=30",
            "--leader-elect-lease-duration=3", "--leader-elect-renew-deadline=2",
            "--leader-elect-retry-period=0.5"]
@@ -207,7 +207,7 @@ def _start_controller(kubeconfig: str) -> tuple[subprocess.Popen, list[str]]:
 
 @pytest.mark.slow
 def test_controller_killed_mid_handover_resumes_with_exactly_one_ready_copy(
-        control_plane, api_client, namespace, workers) -> None:
+        control_plane, api_client, namespace, workers, tmp_path) -> None:
     p = plan(successors=1)
     a, b = p.sats
     client = raw(api_client)
@@ -217,7 +217,8 @@ def test_controller_killed_mid_handover_resumes_with_exactly_one_ready_copy(
     procs = []
     log = None
     try:
-        proc, lines = _start_controller(str(control_plane.kubeconfig))
+        results = ("--results-db", str(tmp_path / "results.sqlite"), "--run-id", "handover-test")
+        proc, lines = _start_controller(str(control_plane.kubeconfig), *results)
         procs.append(proc)
         wait_for(lambda: any("is leading" in ln for ln in lines), 60, "the controller to lead", interval_s=0.2)
         log = ReadyLog(client, namespace)
@@ -234,7 +235,7 @@ def test_controller_killed_mid_handover_resumes_with_exactly_one_ready_copy(
         proc.wait(10)
         assert [q["metadata"]["name"] for q in list_pods(client, namespace)].count("web") == 1
         time.sleep(2.0)  # the successor gets Ready while nobody acts: two Ready copies for now
-        proc2, lines2 = _start_controller(str(control_plane.kubeconfig))
+        proc2, lines2 = _start_controller(str(control_plane.kubeconfig), *results)
         procs.append(proc2)
 
         final = wait_for(lambda: _final_ready(client, namespace), 60, "exactly one Ready copy", interval_s=0.2)
@@ -247,6 +248,12 @@ def test_controller_killed_mid_handover_resumes_with_exactly_one_ready_copy(
         assert len(pods) == 1 and is_ready(pods[0])  # and it stays that way
         assert not (pods[0]["metadata"].get("annotations") or {}).get(FAILED_ANNOTATION)
         assert proc2.poll() is None, "".join(lines2[-20:])
+        from krios.results.store import ResultsStore
+
+        with ResultsStore(tmp_path / "results.sqlite") as store:
+            rows = store.rows("handover-test", "handovers")
+        assert [(r["from_node"], r["to_node"], r["from_sat"], r["to_sat"], r["mode"]) for r in rows] == [
+            (workers[0], workers[1], a, b, "proactive")]
     finally:
         if log is not None:
             log.stop()

@@ -44,6 +44,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes.client import ApiClient
@@ -146,6 +147,10 @@ class Controller(Daemon):
         Wall seconds a successor may take to become Ready.
     resync_s:
         Longest sleep between two passes over the managed pods (wall seconds).
+    on_handover:
+        Called with a ``handovers`` row (:mod:`krios.results.schema`: ``t_sim``,
+        ``from_node``, ``to_node``, ``from_sat``, ``to_sat``, ``lead_s``, ``mode``)
+        after each completed handover, e.g. to record it in the results store.
     """
 
     component = "krios-controller"
@@ -162,9 +167,11 @@ class Controller(Daemon):
         lookahead_s: float = 30.0,
         ready_timeout_s: float = 60.0,
         resync_s: float = 1.0,
+        on_handover: Callable[[dict[str, Any]], None] | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(api, constellation, **kw)
+        self.on_handover = on_handover
         self.scheduler_name = scheduler_name
         self.policy = policies.check_policy(policy)
         self.mode = handover.check_mode(mode)
@@ -341,6 +348,7 @@ class Controller(Daemon):
                 return wall + self.resync_s
             if self._delete(pod, f"replaced by {name_of(keep)}"):
                 self.stats["completed"] += 1
+                self._record(pod, keep, nodes, now)
                 self.events.event(keep, "Normal", "HandoverCompleted", "Handover",
                                   f"replaced {name_of(pod)} on {pod_node(pod)} by {name_of(keep)} on {pod_node(keep)}",
                                   related=pod)
@@ -361,6 +369,24 @@ class Controller(Daemon):
             self._fail(pod, succ, nodes)
             nxt = min(nxt, wall + self.resync_s)
         return nxt
+
+    def _record(self, old: Obj, new: Obj, nodes: dict[str, Obj], now: float) -> None:
+        if self.on_handover is None:
+            return
+        sats = []
+        for pod in (old, new):
+            node = nodes.get(pod_node(pod) or "")
+            sats.append(self.sat_of(node) if node is not None else None)
+        try:
+            exit_time = float(annotations(new).get(EXIT_ANNOTATION) or "nan")
+        except ValueError:
+            exit_time = math.nan
+        row = {"t_sim": now, "from_node": pod_node(old), "to_node": pod_node(new), "from_sat": sats[0],
+               "to_sat": sats[1], "lead_s": None if math.isnan(exit_time) else exit_time - now, "mode": self.mode}
+        try:
+            self.on_handover(row)
+        except Exception:
+            log.exception("recording the handover failed")
 
     def _cutover_ok(self, pod: Obj, succ: Obj, nodes: dict[str, Obj], now: float) -> bool:
         """Delete the old copy only once the successor's satellite serves the zone (or the old one's left)."""

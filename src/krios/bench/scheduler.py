@@ -14,7 +14,9 @@ zone at the scenario's start, and the emulated clock (ConfigMap
 ``krios-clock``) is *paused* there (rate 0), so every node fits every krios pod
 for the whole run: the benchmark measures scheduling, not orbits.
 
-Two phases per scheduler, alternating kube then krios:
+Two phases per scheduler (burst: kube then krios; paced: krios then kube, so
+neither always goes second; the next starts once the virtual kubelet has
+started every pod of the previous one):
 
 ``burst``
     ``pods`` pods submitted as fast as 4 client threads can: throughput
@@ -30,6 +32,7 @@ call) to the moment the benchmark's own watch sees ``spec.nodeName`` set.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -81,6 +84,7 @@ class _Recorder:
 
         self.bound: dict[str, float] = {}
         self.node: dict[str, str] = {}
+        self.running: set[str] = set()
         self._cond = threading.Condition()
         self.informer = Informer(client, f"/api/v1/namespaces/{NAMESPACE}/pods", name="bench-pods")
         self.informer.add_handler(self._on_pod)
@@ -88,16 +92,20 @@ class _Recorder:
     def _on_pod(self, _etype: str, pod: dict, _old: Any) -> None:
         node = (pod.get("spec") or {}).get("nodeName")
         name = pod["metadata"]["name"]
+        if (pod.get("status") or {}).get("phase") == "Running":
+            self.running.add(name)
         if node and name not in self.bound:
             with self._cond:
                 self.bound[name] = time.time()
                 self.node[name] = node
                 self._cond.notify_all()
 
-    def wait(self, names: list[str], timeout_s: float) -> bool:
+    def wait(self, names: list[str], timeout_s: float, running: bool = False) -> bool:
+        """Until every pod in ``names`` is bound (or, with ``running``, Running)."""
         deadline = time.monotonic() + timeout_s
+        done = self.running if running else self.bound
         with self._cond:
-            while not all(n in self.bound for n in names):
+            while not all(n in done for n in names):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -230,6 +238,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _m: Non
     procs: list[subprocess.Popen] = []
     recorder = None
     t0 = time.monotonic()
+    load_start = os.getloadavg()[0]
     progress(f"starting a local cluster with {cfg.nodes} virtual nodes ...")
     cl.up()
     try:
@@ -251,8 +260,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _m: Non
         if not recorder.wait([b["metadata"]["name"] for b in warm], 120):
             raise ClusterError(f"a scheduler did not start; see {logs}/bench-*.log", source="bench scheduler")
         results: dict[str, dict[str, Any]] = {tag: {} for tag, _ in SCHEDULERS}
-        for phase in ("burst", "paced"):
-            for tag, sched in SCHEDULERS:
+        for phase, order in (("burst", SCHEDULERS), ("paced", SCHEDULERS[::-1])):
+            for tag, sched in order:
                 short = "kube" if tag == "kube-scheduler" else "krios"
                 bodies = [_pod(f"{short}-{phase}-{i:04d}", sched, zone_labels if short == "krios" else None, phase)
                           for i in range(cfg.pods)]
@@ -266,7 +275,9 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _m: Non
                     raise ClusterError(f"{tag}: {missing} of {len(submitted)} pods not bound after "
                                        f"{cfg.timeout_s:.0f} s", source="bench scheduler")
                 results[tag][phase] = _figures(submitted, recorder.bound)
-                time.sleep(1.0)  # let the virtual kubelet settle between phases
+                # let the virtual kubelet finish starting these pods before the next phase
+                recorder.wait(list(submitted), 60, running=True)
+                time.sleep(0.5)
         krios_nodes = {recorder.node[n] for n in recorder.node if n.startswith("krios-")}
         kube, kr = results["kube-scheduler"], results["krios-scheduler"]
         return {
@@ -282,6 +293,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _m: Non
             },
             "krios_nodes_used": len(krios_nodes),
             "wall_s": time.monotonic() - t0,
+            "load_average": {"start": load_start, "end": os.getloadavg()[0], "cpus": os.cpu_count()},
         }
     finally:
         if recorder is not None:
@@ -321,6 +333,8 @@ def format_report(r: dict[str, Any]) -> str:
         f"(target >= 1.0 within noise)",
         f"p99 latency (paced at {c['paced_rate']:g} pods/s) krios/kube: {q['paced_p99_krios_over_kube']:.2f}; "
         f"krios p99 {r['krios-scheduler']['paced']['p99_ms']:.1f} ms (target < 100 ms)",
-        f"wall time {r['wall_s']:.0f} s",
+        f"wall time {r['wall_s']:.0f} s; 1-min load average {r['load_average']['start']:.1f} at start, "
+        f"{r['load_average']['end']:.1f} at the end, on {r['load_average']['cpus']} CPUs "
+        "(a busy machine inflates both schedulers' tails)",
     ]
     return "\n".join(lines)

@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
                    help="proactive lead, emulated seconds before the exit (default: scenario, else 30)")
     c.add_argument("--ready-timeout-s", type=float, metavar="S",
                    help="wall seconds a successor may take to become Ready (default: scenario, else 60)")
+    c.add_argument("--run-id", help="record each handover in this results run (table handovers)")
+    c.add_argument("--results-db", metavar="PATH",
+                   help="results database for --run-id (default: $KRIOS_RESULTS_DB or results/krios.sqlite)")
     c.set_defaults(func=cmd_controller)
 
     b = bench.add_parser(
@@ -201,8 +204,23 @@ def cmd_controller(args: argparse.Namespace) -> int:
         raise ConfigError("must not be negative", source="--lookahead-s", field=str(lookahead))
     if timeout <= 0:
         raise ConfigError("must be positive", source="--ready-timeout-s", field=str(timeout))
+    record = None
+    if args.run_id:
+        from krios.results.store import ResultsStore
+
+        store = ResultsStore(args.results_db)
+        run_id = store.start_run("controller", scenario=scenario.name if scenario else None,
+                                 meta={"mode": mode, "lookahead_s": lookahead, "policy": kw["policy"]},
+                                 run_id=args.run_id)
+
+        def record(row: dict[str, Any]) -> None:
+            store.add(run_id, "handovers", row)
+
+    elif args.results_db:
+        raise ConfigError("--results-db goes with --run-id", source="options", field="--results-db")
     api = load_client(args.kubeconfig)
-    daemon = Controller(api, constellation, mode=mode, lookahead_s=lookahead, ready_timeout_s=timeout, **kw)
+    daemon = Controller(api, constellation, mode=mode, lookahead_s=lookahead, ready_timeout_s=timeout,
+                        on_handover=record, **kw)
     return _run(daemon, "krios-controller", scenario)
 
 
