@@ -295,33 +295,47 @@ def run_sweep(
     rows: list[dict[str, Any]] = []
     selector = f"{BENCH_LABEL}={run_label}"
     with PodWatcher(api, cfg.namespace, selector) as watcher:
-        set_delay(0.0)
-        for sched in cfg.schedulers:
-            took = wait_scheduler_ready(core, watcher, cfg, sched, run_label, check=check)
-            log.info("%s is up (probe pod bound in %.1f s)", sched, took)
-        for cell in cells:
-            set_delay(cell.latency_ms)
-            time.sleep(settle_s)
-            progress.start_cell(cell)
-            for i in range(cfg.samples_per_cell):
-                name = f"b{cell.index:03d}-{i:03d}-{run_label}"[:63].rstrip("-.")
-                times = measure_pod(core, watcher, cfg.namespace, pod_manifest(name, cell.scheduler, cfg, run_label),
-                                    cfg.timeout_s)
-                row = {
-                    "scheduler": cell.scheduler,
-                    "latency_ms": cell.latency_ms,
-                    "cell": cell.index,
-                    "sample": i,
-                    "warmup": int(i < cfg.warmup),
-                    **times.row(),
-                }
-                rows.append(row)
-                record(row)
-                progress.sample(times.error is None)
-            progress.end_cell()
-        set_delay(0.0)
+        try:
+            _sweep(core, watcher, cfg, cells, set_delay, record, run_label, progress, settle_s, check, rows)
+        finally:  # an interrupted sweep leaves no pod behind
+            with contextlib.suppress(ApiException):
+                core.delete_collection_namespaced_pod(cfg.namespace, label_selector=selector,
+                                                      grace_period_seconds=0)
     progress.finish()
     return rows
+
+
+def _sweep(
+    core: client.CoreV1Api, watcher: PodWatcher, cfg: SweepConfig, cells: list[Cell],
+    set_delay: Callable[[float], None], record: Callable[[dict[str, Any]], None], run_label: str,
+    progress: Progress, settle_s: float, check: Callable[[], None] | None, rows: list[dict[str, Any]],
+) -> None:
+    """The cells of :func:`run_sweep` (probes first), appending to ``rows``."""
+    set_delay(0.0)
+    for sched in cfg.schedulers:
+        took = wait_scheduler_ready(core, watcher, cfg, sched, run_label, check=check)
+        log.info("%s is up (probe pod bound in %.1f s)", sched, took)
+    for cell in cells:
+        set_delay(cell.latency_ms)
+        time.sleep(settle_s)
+        progress.start_cell(cell)
+        for i in range(cfg.samples_per_cell):
+            name = f"b{cell.index:03d}-{i:03d}-{run_label}"[:63].rstrip("-.")
+            times = measure_pod(core, watcher, cfg.namespace, pod_manifest(name, cell.scheduler, cfg, run_label),
+                                cfg.timeout_s)
+            row = {
+                "scheduler": cell.scheduler,
+                "latency_ms": cell.latency_ms,
+                "cell": cell.index,
+                "sample": i,
+                "warmup": int(i < cfg.warmup),
+                **times.row(),
+            }
+            rows.append(row)
+            record(row)
+            progress.sample(times.error is None)
+        progress.end_cell()
+    set_delay(0.0)
 
 
 def config_dict(cfg: SweepConfig) -> dict[str, Any]:
