@@ -109,8 +109,14 @@ class ZoneSequence:
             rate_max=c.max_angular_rate - EARTH_ROTATION_RAD_S,
             rate_min=float(np.min(apogee_rate)) / RATE_MARGIN,
             rdot_max=float(np.max(np.sqrt(MU_KM3_S2 / (a * (1 - e * e))) * (e + 0.01))))
-        self._slope_in = _cone_slope(zone_set._inner.c, self._r_min)
-        self._slope_out = _cone_slope(zone_set._outer.c, self._r_min)
+        # The cones per zone, outer (row 0) and inner (row 1), and their slopes with distance.
+        cones = (zone_set._outer, zone_set._inner)
+        self._units = zone_set._units
+        self._cone_c = np.stack([cone.c for cone in cones])
+        self._cone_k = np.stack([cone.k for cone in cones])
+        self._cone_cos_k = np.stack([cone.cos_k for cone in cones])
+        self._cone_sin_k = np.stack([cone.sin_k for cone in cones])
+        self._cone_slope = np.stack([_cone_slope(cone.c, self._r_min) for cone in cones])
         self._near = zone_set.cell_table(NEAR_DEG)
         self._t_lo = np.full(self._n, math.nan)
         self._t_hi = np.full(self._n, math.nan)
@@ -169,9 +175,11 @@ class ZoneSequence:
         theta = float(geometry.gmst_angle(t))
         cand = zs.candidates(r, theta, self._near)
         inside = zs.settle(r, theta, cand)
-        if len(due) and not self._motion_ok(r, v, cand.radius):
+        with np.errstate(invalid="ignore"):
+            rdot = (r[:, 0] * v[:, 0] + r[:, 1] * v[:, 1] + r[:, 2] * v[:, 2]) / cand.radius
+        if len(due) and not self._motion_ok(r, v, cand.radius, rdot):
             return self.pairs(t)  # the bounds were widened and every window dropped
-        back, ahead = self._windows(r, v, theta, cand, inside)
+        back, ahead = self._windows(r, v, rdot, theta, cand, inside)
         self._t_lo[due] = t - back
         self._t_hi[due] = t + ahead
         new = cand.zone[inside].astype(np.int64) * n + due[cand.sat[inside]]
@@ -191,17 +199,19 @@ class ZoneSequence:
         zi = self._keys // n
         return zi.astype(np.intp), (self._keys - zi * n).astype(np.intp)
 
-    def _motion_ok(self, r: np.ndarray, v: np.ndarray, radius: np.ndarray) -> bool:
+    def _motion_ok(self, r: np.ndarray, v: np.ndarray, radius: np.ndarray,
+                   rdot: np.ndarray) -> bool:
         """Check the observed inertial angular rates ``|r x v| / d^2`` and radial speeds
         against the bounds; if one falls outside, widen the bounds and drop every window."""
-        h = np.cross(r, v)
+        x, y, z, vx, vy, vz = r[:, 0], r[:, 1], r[:, 2], v[:, 0], v[:, 1], v[:, 2]
         with np.errstate(invalid="ignore"):
-            rate = np.sqrt(np.einsum("ij,ij->i", h, h)) / (radius * radius)
-            rdot = np.abs(np.einsum("ij,ij->i", r, v)) / radius
+            h2 = (y * vz - z * vy) ** 2 + (z * vx - x * vz) ** 2 + (x * vy - y * vx) ** 2
+            rate = np.sqrt(h2) / (radius * radius)
         ok = np.isfinite(rate)
         if not ok.any():
             return True
-        fast, slow, rd = float(rate[ok].max()), float(rate[ok].min()), float(rdot[ok].max())
+        fast, slow = float(rate[ok].max()), float(rate[ok].min())
+        rd = float(np.abs(rdot[ok]).max())
         if fast <= self._rate_max and slow >= self._rate_min and rd <= self._rdot_max:
             return True
         self._set_bounds(max(self._rate_max, fast * RATE_MARGIN),
@@ -211,13 +221,10 @@ class ZoneSequence:
         self._t_hi[:] = math.nan
         return False
 
-    def _windows(self, r: np.ndarray, v: np.ndarray, theta: float, cand: Candidates,
-                 inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _windows(self, r: np.ndarray, v: np.ndarray, rdot: np.ndarray, theta: float,
+                 cand: Candidates, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per propagated satellite: for how long (s) back and ahead in time all its
         decisions provably stay as they are now (module docstring)."""
-        zs = self.zone_set
-        with np.errstate(invalid="ignore"):
-            rdot = np.einsum("ij,ij->i", r, v) / cand.radius
         back = np.full(len(r), self._far_window)
         ahead = back.copy()
         zi, si = cand.zone, cand.sat
@@ -226,23 +233,32 @@ class ZoneSequence:
             # Cosine of psi now and its rate: the satellite's direction moves and the
             # zone centre turns with the Earth (d/dt u_teme = omega z x u_teme).
             cth, sth = math.cos(theta), math.sin(theta)
-            u = zs._units
-            ux, uy, uz = (cth * u[:, 0] - sth * u[:, 1])[zi], (sth * u[:, 0] + cth * u[:, 1])[zi], \
-                u[:, 2][zi]
+            u = self._units
+            ux, uy = (cth * u[:, 0] - sth * u[:, 1])[zi], (sth * u[:, 0] + cth * u[:, 1])[zi]
+            uz = u[:, 2][zi]
             rp, vp, dd = r[si], v[si], rdot[si]
             rx, ry, rz = rp[:, 0] / d, rp[:, 1] / d, rp[:, 2] / d
             c1 = (((vp[:, 0] - rx * dd) * ux + (vp[:, 1] - ry * dd) * uy + (vp[:, 2] - rz * dd) * uz)
                   / d + EARTH_ROTATION_RAD_S * (ry * ux - rx * uy))
-            # Margins in cosine: inside the inner cone (in) or outside the outer one (out).
-            m_in = np.where(zs._inner.possible(zi, d), cand.cos_psi - zs._inner.reach(zi, d), -1.0)
-            m_out = np.where(zs._outer.possible(zi, d), zs._outer.reach(zi, d), 1.0) - cand.cos_psi
-            margin = np.where(inside, m_in, m_out)
-            slope = np.where(inside, self._slope_in[zi], self._slope_out[zi])
+            # Margin in cosine: inside the inner cone (in) or outside the outer one (out).
+            # Row 0 of the cone tables is the outer cone, row 1 the inner one.
+            which = inside.astype(np.intp)
+            c = np.minimum(self._cone_c[which, zi] / d, 1.0)
+            cos_k = self._cone_cos_k[which, zi]
+            reach = c * cos_k + np.sqrt(1.0 - c * c) * self._cone_sin_k[which, zi]
+            possible = (self._cone_k[which, zi] <= 0.0) | (c <= cos_k)
+            margin = np.where(inside, np.where(possible, cand.cos_psi - reach, -1.0),
+                              np.where(possible, reach, 1.0) - cand.cos_psi)
+            slope = self._cone_slope[which, zi]
             drift = slope * (np.abs(dd) + V_SLACK_KM_S) + V_SLACK_KM_S / self._r_min + 1e-10
             accel = self._cos_accel + slope * self._d_accel
-            sign = np.where(inside, 1.0, -1.0)  # in: cos psi falling is bad; out: rising
-            np.minimum.at(ahead, si, _reach_time(margin, drift - sign * c1, accel))
-            np.minimum.at(back, si, _reach_time(margin, drift + sign * c1, accel))
+            c1 = np.where(inside, c1, -c1)  # in: cos psi falling is bad; out: rising
+            starts = np.flatnonzero(np.diff(si, prepend=-1))
+            rows = si[starts]
+            ahead[rows] = np.minimum(ahead[rows],
+                                     np.minimum.reduceat(_reach_time(margin, drift - c1, accel), starts))
+            back[rows] = np.minimum(back[rows],
+                                    np.minimum.reduceat(_reach_time(margin, drift + c1, accel), starts))
         bad = ~cand.valid | (cand.radius < EARTH_RADIUS_KM + LOW_ALTITUDE_KM)
         back[bad] = 0.0
         ahead[bad] = 0.0
