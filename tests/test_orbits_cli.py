@@ -102,13 +102,24 @@ def test_unknown_shell_and_missing_file(capsys, tmp_path):
 
 
 def test_bench_orbits_small_run_prints_figures_and_ratios(capsys):
-    code, text, _ = run(capsys, "bench", "orbits", "--sats", "400", "--zones", "5", "--ticks", "3",
+    code, text, _ = run(capsys, "bench", "orbits", "--sats", "400", "--zones", "5", "--ticks", "6",
                         "--naive-sats", "20", "--naive-ticks", "1", "--json")
     assert code == 0
     fig = json.loads(text)
-    assert fig["sats"] == 400 and fig["zones"] == 5
-    for key in ("engine_ms", "raw_sgp4_ms", "naive_ms", "engine_vs_naive_speedup",
-                "engine_vs_raw_sgp4_ratio"):
+    assert fig["sats"] == 400 and fig["zones"] == 5 and fig["ticks"] == 6
+    for key in ("engine_ms", "sequence_ms", "raw_sgp4_ms", "naive_ms", "engine_vs_naive_speedup",
+                "engine_vs_raw_sgp4_ratio", "sequence_vs_naive_speedup",
+                "sequence_vs_raw_sgp4_ratio"):
         assert fig[key] > 0
+    assert fig["sequence_identical_ticks"] == 6
+    assert fig["sequence_propagated_per_tick"] < 400
+    code, text, _ = run(capsys, "bench", "orbits", "--sats", "200", "--zones", "3", "--ticks", "2",
+                        "--naive-sats", "10", "--tick-s", "2")
+    assert code == 0
+    for label in ("naive loop", "raw SatrecArray.sgp4", "full engine", "sequence engine",
+                  "identical to the full engine's in 2 of 2 ticks", "2 s apart"):
+        assert label in text
     code, _, err = run(capsys, "bench", "orbits", "--sats", "0")
     assert code == 2 and "--sats" in err
+    code, _, err = run(capsys, "bench", "orbits", "--tick-s", "0")
+    assert code == 2 and err.startswith("krios: error: --tick-s: 0.0: ")
