@@ -37,7 +37,7 @@ from scheduling_helpers import (
 )
 
 from krios.clock import Clock
-from krios.controller import FAILED_ANNOTATION, FROM_ANNOTATION, Controller
+from krios.controller import FAILED_ANNOTATION, FROM_ANNOTATION, STARTED_ANNOTATION, Controller
 from krios.informer import Informer
 
 pytestmark = pytest.mark.cluster
@@ -126,11 +126,12 @@ def _final_ready(client, namespace: str, old: str = "web") -> list[dict]:
 
 
 @contextlib.contextmanager
-def app_under_controller(api_client, namespace: str, node: str, t_a: float, rate: float,
-                         ready_timeout_s: float) -> Iterator[tuple[Controller, Clock, ReadyLog]]:
+def app_under_controller(api_client, namespace: str, node: str, t_a: float, rate: float, ready_timeout_s: float,
+                         mode: str = "proactive") -> Iterator[tuple[Controller, Clock, ReadyLog]]:
     """An in-process controller, the accelerated clock from ``t_a``, and the app's pod on ``node``."""
     client = raw(api_client)
-    ctl = Controller(api_client, orbits().constellation, lookahead_s=LOOKAHEAD_S, ready_timeout_s=ready_timeout_s)
+    ctl = Controller(api_client, orbits().constellation, lookahead_s=LOOKAHEAD_S, ready_timeout_s=ready_timeout_s,
+                     mode=mode)
     ctl.start(sync_timeout=30)
     log = None
     try:
@@ -162,6 +163,20 @@ def test_proactive_handover_completes_before_the_satellite_leaves(api_client, na
         assert b in orbits().tracker.in_zone(clock.now())
         reasons = {e["reason"] for e in events(client, namespace)}
         assert {"HandoverStarted", "HandoverCompleted"} <= reasons
+
+
+def test_reactive_handover_starts_only_after_the_satellite_left(api_client, namespace, workers) -> None:
+    p = plan(successors=1)
+    a, b = p.sats
+    client = raw(api_client)
+    set_sat_labels(client, {workers[0]: a, workers[1]: b})
+    with app_under_controller(api_client, namespace, workers[0], p.t_a, 20.0, 20.0, mode="reactive") as (
+            _ctl, clock, log):
+        final = wait_for(lambda: _final_ready(client, namespace), 30, "one Ready copy after the handover")
+        assert final[0]["spec"]["nodeName"] == workers[1]
+        started = float(final[0]["metadata"]["annotations"][STARTED_ANNOTATION])
+        assert clock.sim_at(started) >= p.exits[a], "a reactive handover started before the exit"
+        assert log.min_ready_after_first() >= 1  # the old copy (virtual) stays Ready until replaced
 
 
 def test_successor_not_ready_in_time_is_replaced_by_another_node(api_client, namespace, workers) -> None:

@@ -201,9 +201,9 @@ class Controller(Daemon):
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        if self._thread is not None:  # finish the pass under way before giving the lease up
+            self._thread.join(10)
         super().stop()
-        if self._thread is not None:
-            self._thread.join(5)
 
     def on_world_changed(self) -> None:
         self._wake.set()
@@ -234,6 +234,8 @@ class Controller(Daemon):
             if self._managed(pod):
                 apps.setdefault((pod["metadata"]["namespace"], app_key(pod)), []).append(pod)
         for (_ns, app), pods in sorted(apps.items()):
+            if not self.leading() or self._stop.is_set():
+                break
             try:
                 nxt = min(nxt, self._reconcile_app(app, pods, nodes, now, wall))
             except Exception:

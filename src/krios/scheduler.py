@@ -141,10 +141,11 @@ class Scheduler(Daemon):
             self._threads.append(t)
 
     def stop(self) -> None:
+        self._stop.set()
         self.queue.shutdown()
+        for t in self._threads:  # binds under way finish before the lease is given up
+            t.join(10)
         super().stop()
-        for t in self._threads:
-            t.join(5)
 
     def on_started_leading(self) -> None:
         super().on_started_leading()
