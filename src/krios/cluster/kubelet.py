@@ -179,7 +179,8 @@ class VirtualKubelet:
             if err.status == 409:  # a conflict: retried soon with fresh data
                 log.debug("%s%s: conflict", fn.__name__, args)
             else:
-                log.warning("%s%s: API error %s %s", fn.__name__, args, err.status, err.reason)
+                level = logging.WARNING if self.connected_once else logging.DEBUG  # quiet while it starts
+                log.log(level, "%s%s: API error %s %s", fn.__name__, args, err.status, err.reason)
                 self._health(False, f"HTTP {err.status}")
         except (urllib3.exceptions.HTTPError, OSError) as err:
             self._health(False, type(err).__name__)
@@ -369,8 +370,10 @@ class VirtualKubelet:
         except ApiException as err:
             if err.status not in (404, 409, 422):
                 raise
-            # 404: deleted meanwhile; 409/422: a new pod of the same name (uid differs).
-            log.info("pod %s/%s not made Running: %s %s", meta["namespace"], meta["name"], err.status, err.reason)
+            # 404: deleted meanwhile; 409/422: a new pod of the same name (uid differs) -- or a bad patch.
+            level = logging.WARNING if err.status == 422 else logging.INFO
+            log.log(level, "pod %s/%s not made Running: %s %s %s", meta["namespace"], meta["name"],
+                    err.status, err.reason, (err.body or "")[:300])
         with self.lock:
             if self.inflight.get(uid) == "ready":
                 del self.inflight[uid]
