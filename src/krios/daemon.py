@@ -34,6 +34,8 @@ from krios.recorder import EventRecorder
 
 log = logging.getLogger(__name__)
 
+_MISSING = object()
+
 #: Move the heap to the GC's permanent generation this often (s): see :func:`_freeze_heap`.
 GC_FREEZE_EVERY_S = 30.0
 
@@ -169,6 +171,7 @@ class Daemon:
         self.latency = LatencyMatrix.empty()
         self._warned: dict[str, str] = {}  # object key -> last invalid value warned about
         self._warn_lock = threading.Lock()
+        self._sat_cache: dict[str | None, int | None] = {}  # valid sat_id label value -> int
         self._stop = threading.Event()
         self.configmaps.add_handler(self._on_configmap)
         self.elector: LeaderElector | None = None
@@ -281,8 +284,15 @@ class Daemon:
 
     def sat_of(self, node: Obj) -> int | None:
         """The node's ``sat_id``; an invalid one is reported (once) and treated as absent."""
+        raw = (node["metadata"].get("labels") or {}).get("sat_id")
+        cached = self._sat_cache.get(raw, _MISSING)
+        if cached is not _MISSING:  # a valid label value seen before
+            return cached
         try:
-            return node_sat_id(node, self.n_sats)
+            sat = node_sat_id(node, self.n_sats)
         except ConfigError as err:
-            self.warn_once(node, "InvalidSatId", str(err), value=(node["metadata"].get("labels") or {}).get("sat_id"))
+            self.warn_once(node, "InvalidSatId", str(err), value=raw)
             return None
+        if len(self._sat_cache) < 100_000:
+            self._sat_cache[raw] = sat
+        return sat

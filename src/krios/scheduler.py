@@ -127,6 +127,7 @@ class Scheduler(Daemon):
         self._load: Counter[str] = Counter()
         self._assumed: dict[str, str] = {}  # pod key -> uid bound by us, not yet seen bound
         self._last_failure: dict[str, tuple[str, float]] = {}
+        self._node_facts: dict[str, tuple[str | None, tuple[bool, bool]]] = {}
         self._threads: list[threading.Thread] = []
         #: Counters: binds done, failed attempts, bind errors, invalid pods.
         self.stats = Counter()
@@ -243,9 +244,10 @@ class Scheduler(Daemon):
         feasible: list[Obj] = []
         latency = self.latency
         for node in nodes:
-            if not node_ready(node):
+            ready, worker = self._facts(node)
+            if not ready:
                 reasons.append("node(s) not ready")
-            elif not node_is_worker(node):
+            elif not worker:
                 reasons.append("node(s) unschedulable or control-plane")
             elif not tolerates(pod, node):
                 reasons.append("node(s) had taints the pod does not tolerate")
@@ -264,6 +266,16 @@ class Scheduler(Daemon):
             slack = {n: latency.worst_ratio(n, delays) for n in names}
             return Decision(self._least_loaded(names, key, lambda n: slack[n]))
         return Decision(self._least_loaded(names, key))
+
+    def _facts(self, node: Obj) -> tuple[bool, bool]:
+        """``(ready, schedulable worker)`` of a node, computed once per node version."""
+        meta = node["metadata"]
+        cached = self._node_facts.get(meta["name"])
+        if cached is not None and cached[0] == meta.get("resourceVersion"):
+            return cached[1]
+        facts = (node_ready(node), node_is_worker(node))
+        self._node_facts[meta["name"]] = (meta.get("resourceVersion"), facts)
+        return facts
 
     def _least_loaded(self, names: list[str], key: str | None, first: Any = None) -> str:
         """The node with the fewest krios pods (after ``first(name)``, then by name).
