@@ -258,7 +258,7 @@ def handover_timeline(
         handles, _labels = ax_rtt.get_legend_handles_labels()
         for mode in sorted(seen_modes):
             c, ls = styles.get(mode, ("0.5", ":"))
-            handles.append(Line2D([], [], color=c, linestyle=ls, label=f"{mode} handover"))
+            handles.append(Line2D([], [], color=c, linestyle=ls, label=f"handover ({mode})"))
         ax_rtt.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
         fig.tight_layout()
         return _save(fig, path)
