@@ -15,6 +15,7 @@ import copy
 import gc
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,8 @@ from krios.recorder import EventRecorder
 log = logging.getLogger(__name__)
 
 _MISSING = object()
+#: Re-evaluate pending work after latency-matrix updates at most this often (s).
+WORLD_CHANGE_EVERY_S = 1.0
 
 #: Move the heap to the GC's permanent generation this often (s): see :func:`_freeze_heap`.
 GC_FREEZE_EVERY_S = 30.0
@@ -172,6 +175,8 @@ class Daemon:
         self._warned: dict[str, str] = {}  # object key -> last invalid value warned about
         self._warn_lock = threading.Lock()
         self._sat_cache: dict[str | None, int | None] = {}  # valid sat_id label value -> int
+        self._pending_wake: threading.Timer | None = None
+        self._last_wake = -float("inf")
         self._stop = threading.Event()
         self.configmaps.add_handler(self._on_configmap)
         self.elector: LeaderElector | None = None
@@ -214,6 +219,9 @@ class Daemon:
 
     def stop(self) -> None:
         self._stop.set()
+        with self._warn_lock:
+            if self._pending_wake is not None:
+                self._pending_wake.cancel()
         if self.elector is not None:
             self.elector.stop()
         for inf in self.informers():
@@ -251,25 +259,46 @@ class Daemon:
     def _on_configmap(self, etype: str, cm: Obj, old: Obj | None) -> None:
         name = name_of(cm)
         if name == CLOCK_NAME and self._fixed_clock is None:
-            if etype == "DELETED":
-                self._clock = Clock.real()
-            else:
-                text = (cm.get("data") or {}).get(CLOCK_KEY)
+            clock = Clock.real()
+            text = None if etype == "DELETED" else (cm.get("data") or {}).get(CLOCK_KEY)
+            if text:
                 try:
-                    self._clock = Clock.from_json(text) if text else Clock.real()
+                    clock = Clock.from_json(text)
                 except (ValueError, KeyError, TypeError) as exc:
                     log.warning("ConfigMap %s/%s: %s: invalid (%s); using real time",
                                 SYSTEM_NAMESPACE, CLOCK_NAME, CLOCK_KEY, exc)
-                    self._clock = Clock.real()
-            log.info("clock: %s", self._clock)
-            self.on_world_changed()
+            if clock != self._clock:
+                self._clock = clock
+                log.info("clock: %s", clock)
+                self.on_world_changed()
         elif name == LATENCY_CONFIGMAP:
             try:
                 self.latency = LatencyMatrix.from_configmap(None if etype == "DELETED" else cm)
             except ConfigError as err:
                 self.warn_once(cm, "InvalidLatencyMatrix", str(err), value=cm["metadata"].get("resourceVersion"))
                 return
-            self.on_world_changed()
+            # the emulator republishes the matrix every tick (several per second when
+            # accelerated): re-evaluate at most once per second, but never miss the last one
+            self._throttled_world_changed()
+
+    def _throttled_world_changed(self) -> None:
+        with self._warn_lock:
+            if self._pending_wake is not None:
+                return  # a re-evaluation is already scheduled and will see this matrix
+            wait = self._last_wake + WORLD_CHANGE_EVERY_S - time.monotonic()
+            if wait > 0:
+                self._pending_wake = threading.Timer(wait, self._fire_world_changed)
+                self._pending_wake.daemon = True
+                self._pending_wake.start()
+                return
+            self._last_wake = time.monotonic()
+        self.on_world_changed()
+
+    def _fire_world_changed(self) -> None:
+        with self._warn_lock:
+            self._pending_wake = None
+            self._last_wake = time.monotonic()
+        self.on_world_changed()
 
     # -- invalid input ----------------------------------------------------------------------
     def warn_once(self, obj: Obj, reason: str, note: str, value: str | None = None) -> None:

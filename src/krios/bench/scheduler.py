@@ -164,6 +164,12 @@ def _submit_paced(client: Any, bodies: list[dict], rate: float) -> dict[str, flo
     return submitted
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid`` (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _figures(submitted: dict[str, float], bound: dict[str, float]) -> dict[str, float]:
     lat = np.array([bound[n] - t for n, t in submitted.items()]) * 1000.0
     span = max(bound[n] for n in submitted) - min(submitted.values())
@@ -266,6 +272,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _m: Non
                 bodies = [_pod(f"{short}-{phase}-{i:04d}", sched, zone_labels if short == "krios" else None, phase)
                           for i in range(cfg.pods)]
                 progress(f"{phase}: {cfg.pods} pods -> {tag} ...")
+                pid = procs[[t for t, _ in SCHEDULERS].index(tag)].pid
+                cpu0 = _cpu_s(pid)
                 if phase == "burst":
                     submitted = _submit_burst(client, bodies)
                 else:
@@ -275,6 +283,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _m: Non
                     raise ClusterError(f"{tag}: {missing} of {len(submitted)} pods not bound after "
                                        f"{cfg.timeout_s:.0f} s", source="bench scheduler")
                 results[tag][phase] = _figures(submitted, recorder.bound)
+                results[tag][phase]["cpu_ms_per_pod"] = (_cpu_s(pid) - cpu0) * 1000.0 / len(submitted)
                 # let the virtual kubelet finish starting these pods before the next phase
                 recorder.wait(list(submitted), 60, running=True)
                 time.sleep(0.5)
@@ -319,13 +328,13 @@ def format_report(r: dict[str, Any]) -> str:
         f"client QPS {c['qps']:g} / burst {c['burst']} for both; krios pods labelled leozone={c['leozone']} "
         f"({c['satellites_in_zone']} satellites in zone)",
         "",
-        f"{'scheduler':<16} {'phase':<6} {'pods/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}",
+        f"{'scheduler':<16} {'phase':<6} {'pods/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'CPU ms/pod':>10}",
     ]
     for tag in ("kube-scheduler", "krios-scheduler"):
         for phase in ("burst", "paced"):
             f = r[tag][phase]
             lines.append(f"{tag:<16} {phase:<6} {f['pods_per_s']:>8.1f} {f['p50_ms']:>8.1f} "
-                         f"{f['p99_ms']:>8.1f} {f['max_ms']:>8.1f}")
+                         f"{f['p99_ms']:>8.1f} {f['max_ms']:>8.1f} {f['cpu_ms_per_pod']:>10.2f}")
     q = r["ratios"]
     lines += [
         "",
