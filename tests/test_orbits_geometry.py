@@ -184,3 +184,32 @@ def test_same_zone_sees_other_satellites_six_hours_later(shell1):
     r_teme, _ = shell1.teme([now])
     unrotated = set(np.flatnonzero(zone.contains(r_teme[:, 0])).tolist())
     assert unrotated != a
+
+
+def _skyfield_gmst(t: np.ndarray) -> np.ndarray:
+    """The TEME->ITRS angle the way it was computed before: through a skyfield ``Time``."""
+    from skyfield.sgp4lib import theta_GMST1982
+
+    st = geometry.skyfield_time(t)
+    return np.asarray(theta_GMST1982(st.whole, st.ut1_fraction)[0])
+
+
+def test_gmst_angle_is_skyfields_bit_for_bit():
+    rng = np.random.default_rng(7)
+    leap = 1483228800.0  # 2017-01-01T00:00:00Z, just after the last leap second
+    t = np.concatenate([
+        rng.uniform(-1e9, 4e9, 3000),  # 1938..2096: inside and outside the daily Delta T table
+        leap + rng.uniform(-2 * 86400, 2 * 86400, 1000),
+        EPOCH + rng.uniform(0.0, 86400.0, 1000),
+        [leap - 1e-3, leap, 0.0, EPOCH, EPOCH + 0.5],
+    ])
+    want = _skyfield_gmst(t)
+    np.testing.assert_array_equal(geometry.gmst_angle(t), want)  # arrays
+    geometry._gmst_scalar.cache_clear()
+    scalars = np.array([float(geometry.gmst_angle(float(x))) for x in t])  # the scalar path
+    np.testing.assert_array_equal(scalars, want)
+    assert geometry.gmst_angle(EPOCH).shape == () and geometry.gmst_angle(t.reshape(-1, 5)).shape == (1001, 5)
+    assert math.isnan(float(geometry.gmst_angle(math.nan)))
+    assert np.isnan(geometry.gmst_angle(np.array([math.nan, EPOCH]))[0])
+    assert geometry.tai_minus_utc(math.floor(leap / 86400) - 1) == 36.0
+    assert geometry.tai_minus_utc(math.floor(leap / 86400)) == 37.0

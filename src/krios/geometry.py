@@ -21,6 +21,7 @@ km); the local frame is east-north-up about the geodetic normal, as skyfield's
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 
@@ -59,10 +60,88 @@ def jd_utc(t: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
 
 
 def gmst_angle(t: ArrayLike) -> np.ndarray:
-    """The TEME->ITRS rotation angle (rad) at unix seconds ``t``: GMST 1982 at UT1."""
-    st = skyfield_time(t)
-    theta, _ = theta_GMST1982(st.whole, st.ut1_fraction)
-    return np.asarray(theta)
+    """The TEME->ITRS rotation angle (rad) at unix seconds ``t``: GMST 1982 at UT1.
+
+    The same arithmetic as ``theta_GMST1982(st.whole, st.ut1_fraction)`` for
+    ``st = skyfield_time(t)`` (bit for bit: ``tests/test_orbits_geometry.py``),
+    without building a skyfield ``Time``, which costs ~50 us even for one
+    instant: TAI-UTC is constant over a UTC day and taken from skyfield once
+    per day (:func:`tai_minus_utc`), Delta T from the timescale's own
+    ``delta_t_function``. A scalar ``t`` gives a 0-d array (recent instants
+    are cached, as the trackers ask about one instant several times); ``nan``
+    where ``t`` is not finite.
+    """
+    arr = np.asarray(t, dtype=float)
+    if arr.ndim == 0:
+        return np.asarray(_gmst_scalar(float(arr)))
+    finite = np.isfinite(arr)
+    days, secs = np.divmod(np.where(finite, arr, 0.0), DAY_S)
+    leap = np.zeros_like(days)
+    for day in np.unique(days).tolist():
+        leap[days == day] = tai_minus_utc(day)
+    # Skyfield's Timescale._utc: whole TAI seconds since JD 0 at the UTC midnight
+    # (exact in float64), then the day's seconds split into whole and fraction.
+    seconds = (UNIX0_JD + days) * DAY_S + leap
+    whole_s, sfr = np.divmod(secs, 1.0)
+    whole, fraction = np.divmod(seconds + whole_s, DAY_S)
+    tt_fraction = (fraction + sfr) / DAY_S + _TT_MINUS_TAI_DAYS
+    delta_t = timescale().delta_t_function(whole + tt_fraction)
+    theta, _ = theta_GMST1982(whole, tt_fraction - delta_t / DAY_S)
+    return np.where(finite, theta, np.nan)
+
+
+#: TT - TAI in days, as skyfield adds it.
+_TT_MINUS_TAI_DAYS = 32.184 / DAY_S
+
+
+@functools.lru_cache(maxsize=256)
+def _gmst_scalar(t: float) -> float:
+    """:func:`gmst_angle` of one instant, in Python floats (the same operations)."""
+    if not math.isfinite(t):
+        return math.nan
+    days, secs = divmod(t, DAY_S)
+    seconds = (UNIX0_JD + days) * DAY_S + tai_minus_utc(days)
+    whole_s, sfr = divmod(secs, 1.0)
+    whole, fraction = divmod(seconds + whole_s, DAY_S)
+    tt_fraction = (fraction + sfr) / DAY_S + _TT_MINUS_TAI_DAYS
+    delta_t = _delta_t_scalar(whole + tt_fraction)
+    theta, _ = theta_GMST1982(whole, tt_fraction - delta_t / DAY_S)
+    return float(theta)
+
+
+@functools.cache
+def _delta_t_table() -> tuple[list[float], list[float]] | None:
+    """The timescale's daily Delta T table (TT Julian dates, seconds) as lists, if it has one."""
+    f = timescale().delta_t_function
+    xs, ys = getattr(f, "table_tt", None), getattr(f, "table_delta_t", None)
+    if xs is None or ys is None or len(xs) != len(ys) or len(xs) < 2:
+        return None
+    return [float(x) for x in xs], [float(y) for y in ys]
+
+
+def _delta_t_scalar(tt: float) -> float:
+    """The timescale's Delta T (s) at TT Julian date ``tt``: inside its daily table the
+    linear interpolation ``numpy.interp`` does (the same operations, without numpy's
+    per-call overhead); elsewhere the timescale's own function."""
+    table = _delta_t_table()
+    if table is not None:
+        xs, ys = table
+        j = bisect.bisect_right(xs, tt) - 1
+        if 0 <= j < len(xs) - 1:
+            if xs[j] == tt:
+                return ys[j]
+            slope = (ys[j + 1] - ys[j]) / (xs[j + 1] - xs[j])
+            return slope * (tt - xs[j]) + ys[j]
+    return float(timescale().delta_t_function(tt))
+
+
+@functools.lru_cache(maxsize=4096)
+def tai_minus_utc(day: float) -> float:
+    """TAI - UTC (s, whole) during unix day ``day`` (``floor(t / 86400)``), from
+    skyfield's builtin leap-second table. Leap seconds are inserted at the end of a
+    UTC day, so one value holds for the whole day."""
+    st = timescale().utc(1970, 1, 1 + day)
+    return float(round((float(st.tai) - (UNIX0_JD + day)) * DAY_S))
 
 
 def teme_to_itrs(
@@ -82,6 +161,23 @@ def teme_to_itrs(
     v = v_teme.reshape(-1, 3).T * DAY_S  # km/day: TEME_to_ITRF's theta_dot is per day
     r_itrs, v_itrs = TEME_to_ITRF(whole, r, v, 0.0, 0.0, frac)
     return r_itrs.T.reshape(shape), (v_itrs.T / DAY_S).reshape(shape)
+
+
+def rotate_teme_to_itrs(r_teme: np.ndarray, theta: ArrayLike) -> np.ndarray:
+    """TEME positions ``(P, 3)`` km -> ITRS: ``rot_z(-theta)`` (:func:`rot_z_matrix`) written
+    out, with ``theta`` (rad, :func:`gmst_angle`) one angle or one per row ``(P,)``.
+
+    Each row's result depends only on that row and its angle, not on how many rows
+    are rotated together, so every path (one satellite, a subset, the whole
+    constellation) gives the same bits.
+    """
+    c, s = np.cos(theta), np.sin(theta)
+    x, y = r_teme[:, 0], r_teme[:, 1]
+    out = np.empty_like(r_teme)
+    out[:, 0] = c * x + s * y
+    out[:, 1] = -s * x + c * y
+    out[:, 2] = r_teme[:, 2]
+    return out
 
 
 def rot_z_matrix(angle: float) -> np.ndarray:

@@ -518,11 +518,5 @@ class _Cone:
 
 
 def _rotate(r_teme: np.ndarray, theta: float) -> np.ndarray:
-    """TEME (P, 3) -> ITRS: ``rot_z(-theta)`` written out, so each row's result does not
-    depend on how many rows are rotated together."""
-    c, s = math.cos(theta), math.sin(theta)
-    out = np.empty_like(r_teme)
-    out[:, 0] = c * r_teme[:, 0] + s * r_teme[:, 1]
-    out[:, 1] = -s * r_teme[:, 0] + c * r_teme[:, 1]
-    out[:, 2] = r_teme[:, 2]
-    return out
+    """TEME (P, 3) -> ITRS (:func:`krios.geometry.rotate_teme_to_itrs`)."""
+    return geometry.rotate_teme_to_itrs(r_teme, theta)
