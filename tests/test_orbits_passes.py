@@ -190,3 +190,76 @@ def test_tracker_extends_lazily_and_goes_back_in_time(shell1):
     t.in_zone(EPOCH + 100.0)
     np.testing.assert_array_equal(t.in_zone(EPOCH), ZoneSet(shell1, [zone]).in_zones(EPOCH)[0])
     assert t.passes(EPOCH)[0].exit > EPOCH
+
+
+def _reference_look(c: Constellation, zone: Zone, sat_ids, now: float):
+    """Look angles as the tracker computed them before it was vectorised: each
+    satellite's ``Satrec.sgp4``, the sidereal angle through a skyfield ``Time``."""
+    from skyfield.sgp4lib import theta_GMST1982
+
+    jd, fr = geometry.jd_utc(np.array([now]))
+    r = np.array([c.satrecs[s].sgp4(jd[0], fr[0])[1] for s in sat_ids], dtype=float).reshape(-1, 3)
+    st = geometry.skyfield_time(np.full(len(r), now))
+    theta = np.asarray(theta_GMST1982(st.whole, st.ut1_fraction)[0])
+    cos, sin = np.cos(theta), np.sin(theta)
+    r_itrs = np.stack([cos * r[:, 0] + sin * r[:, 1], -sin * r[:, 0] + cos * r[:, 1], r[:, 2]], axis=1)
+    return zone.look(r_itrs)
+
+
+def test_tracker_look_matches_the_per_satellite_path_and_skyfield(tracker, shell1):
+    rng = np.random.default_rng(3)
+    site = wgs84.latlon(*SF)
+    for now in EPOCH + np.array([0.0, 100.25, 777.7, 1799.0]):
+        now = float(now)
+        ids = np.concatenate([tracker.in_zone(now), rng.integers(0, len(shell1), 20), [5, 5, 0]])
+        got = tracker.look(ids, now)
+        want = _reference_look(shell1, tracker.zone, ids.tolist(), now)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, w, rtol=0, atol=1e-9)  # in fact identical
+        # the same from a list, a generator, one satellite
+        np.testing.assert_array_equal(tracker.look(ids.tolist(), now)[2], got[2])
+        np.testing.assert_array_equal(tracker.look((int(s) for s in ids), now)[0], got[0])
+        assert tracker.look([int(ids[0])], now)[2][0] == got[2][0]
+        st = geometry.skyfield_time(now)
+        for k in range(0, len(ids), 6):
+            alt, az, dist = (_sat(shell1, int(ids[k])) - site).at(st).altaz()
+            assert got[0][k] == pytest.approx(alt.degrees, abs=1e-6)
+            assert (got[1][k] - az.degrees + 180.0) % 360.0 - 180.0 == pytest.approx(0.0, abs=1e-6)
+            assert got[2][k] == pytest.approx(dist.km, abs=1e-6)
+    empty = tracker.look([], EPOCH)
+    assert all(len(a) == 0 for a in empty)
+
+
+def _reference_candidates(tracker: ZoneTracker, now: float, wanted, within_s: float):
+    """Candidates by their definition, from the cached pass list: each wanted satellite's
+    earliest pass with ``enter <= now + within_s`` and ``exit > now``."""
+    chosen: dict[int, Pass] = {}
+    for p in sorted(tracker.passes(now - 3600.0, now + within_s + 3600.0), key=lambda p: (p.enter, p.sat_id)):
+        if p.enter <= now + within_s and p.exit > now and (wanted is None or p.sat_id in wanted):
+            chosen.setdefault(p.sat_id, p)
+    ids = sorted(chosen)
+    elev, _, rng = _reference_look(tracker.constellation, tracker.zone, ids, now)
+    return [(s, None if not isinstance(wanted, dict) else wanted[s], chosen[s].exit - now, rng[k], elev[k],
+             max(0.0, chosen[s].enter - now)) for k, s in enumerate(ids)]
+
+
+def test_tracker_candidates_match_their_definition(shell1):
+    tr = ZoneTracker(shell1, Zone(*SF, radius_km=100), horizon_s=9000.0, start=EPOCH)
+    rng = np.random.default_rng(5)
+    some = {int(s): f"n{s}" for s in rng.choice(len(shell1), 400, replace=False)}
+    repeats = 0
+    for now in EPOCH + 3600.0 + rng.uniform(0.0, 1800.0, 12):
+        now = float(now)
+        for wanted, within in ((None, 0.0), (None, 150.0), (some, 600.0), (list(some), 0.0), (None, 6000.0)):
+            got = tr.candidates(now, sat_ids=wanted, within_s=within)
+            want = _reference_candidates(tr, now, None if wanted is None else set(wanted) if isinstance(
+                wanted, list) else wanted, within)
+            assert [c.sat_id for c in got] == [w[0] for w in want]
+            for c, w in zip(got, want, strict=True):
+                assert (c.node, c.remaining_s, c.enters_in_s) == (w[1], w[2], w[5])
+                assert c.range_km == pytest.approx(w[3], abs=1e-9) and c.elevation_deg == pytest.approx(w[4], abs=1e-9)
+            repeats += within == 6000.0 and len({p.sat_id for p in tr.passes(now, now + within)}) < len(
+                [p for p in tr.passes(now, now + within)])
+        in_zone = sorted(p.sat_id for p in tr.passes(now - 3600.0, now + 3600.0) if p.enter <= now < p.exit)
+        assert tr.in_zone(now).tolist() == in_zone
+    assert repeats  # some satellites came round twice within the long window: the earliest pass counts

@@ -31,12 +31,14 @@ propagating or parsing anything per call.
 from __future__ import annotations
 
 import math
+import operator
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from sgp4.api import SatrecArray
 
 from krios import geometry
 from krios.constellation import Constellation
@@ -109,12 +111,20 @@ class _Evaluator:
         for i, (s, j, f) in enumerate(zip(sat_ids.tolist(), jd.tolist(), fr.tolist(), strict=True)):
             err, pos, _ = satrecs[s].sgp4(j, f)
             r[i] = pos if err == 0 else (math.nan, math.nan, math.nan)
-        theta = geometry.gmst_angle(times)
-        c, s = np.cos(theta), np.sin(theta)
-        x, y = r[:, 0].copy(), r[:, 1].copy()
-        r[:, 0] = c * x + s * y
-        r[:, 1] = -s * x + c * y
-        return r
+        return geometry.rotate_teme_to_itrs(r, geometry.gmst_angle(times))
+
+    def positions_at(self, sat_ids: np.ndarray, t: float) -> np.ndarray:
+        """ITRS positions (P, 3) km of satellites ``sat_ids`` at one instant ``t`` (unix s):
+        one ``SatrecArray`` call over just those satellites, one rotation (``nan`` rows
+        where SGP4 fails). The same numbers as :meth:`positions` with ``times`` all ``t``."""
+        days, secs = divmod(t, geometry.DAY_S)
+        jd, fr = np.array([geometry.UNIX0_JD + days]), np.array([secs / geometry.DAY_S])
+        pick = operator.itemgetter(*sat_ids.tolist())(self.c.satrecs)
+        err, r, _ = SatrecArray(list(pick) if len(sat_ids) > 1 else [pick]).sgp4(jd, fr)
+        r = r[:, 0, :]
+        if err.any():
+            r[err[:, 0] != 0] = math.nan
+        return geometry.rotate_teme_to_itrs(r, geometry.gmst_angle(t))
 
     def worst(self, sat_ids: np.ndarray, times: np.ndarray) -> np.ndarray:
         """Worst-point elevation (deg) over the zone disk."""
@@ -361,8 +371,10 @@ class ZoneTracker:
     Every question is answered from the cached passes (``in_zone``,
     ``exit_time``, ``next_entry``, ``candidates``); only :meth:`look` and
     :meth:`candidates` propagate, and only the satellites asked about, from
-    the ``Satrec`` objects parsed once. Times are unix seconds; a tracker
-    answers for any time, recomputing when asked about the past.
+    the ``Satrec`` objects parsed once: one ``SatrecArray`` call over those
+    satellites for the instant and numpy look angles, so a call costs tens of
+    microseconds whatever the constellation's size. Times are unix seconds; a
+    tracker answers for any time, recomputing when asked about the past.
     """
 
     def __init__(self, constellation: Constellation, zone: Zone, horizon_s: float = 3600.0,
@@ -378,6 +390,7 @@ class ZoneTracker:
         self._enter = np.empty(0)
         self._exit = np.empty(0)
         self._sat = np.empty(0, dtype=int)
+        self._longest = 0.0
         if start is not None:
             self._reset(float(start))
 
@@ -405,6 +418,9 @@ class ZoneTracker:
         self._enter = np.array([p.enter for p in self._passes])
         self._exit = np.array([p.exit for p in self._passes])
         self._sat = np.array([p.sat_id for p in self._passes], dtype=int)
+        # Longest cached pass (+1 s for rounding): only passes entering after
+        # ``now - _longest`` can still be under way at ``now``.
+        self._longest = float(np.max(self._exit - self._enter)) + 1.0 if self._passes else 0.0
         self._by_sat = {}
         for p in self._passes:
             self._by_sat.setdefault(p.sat_id, []).append(p)
@@ -419,6 +435,19 @@ class ZoneTracker:
                 self._t0 = max(self._t0, now - self.horizon_s)
                 self._extend(now + ahead)
 
+    def _live(self, now: float, within_s: float = 0.0) -> np.ndarray:
+        """Rows (ascending) of the cached passes with ``enter <= now + within_s`` and
+        ``exit > now``, found by bisection on the entry times (sorted) instead of a
+        comparison with every cached pass."""
+        enter = self._enter
+        if math.isnan(now + within_s):
+            return np.empty(0, dtype=np.intp)
+        lo = int(np.searchsorted(enter, now - self._longest, side="left"))
+        hi = int(np.searchsorted(enter, now + within_s, side="right"))
+        if hi <= lo:
+            return np.empty(0, dtype=np.intp)
+        return lo + (self._exit[lo:hi] > now).nonzero()[0]
+
     def passes(self, now: float, until: float | None = None) -> list[Pass]:
         """Cached passes overlapping ``[now, until]`` (default: the horizon), by entry."""
         until = now + self.horizon_s if until is None else until
@@ -429,7 +458,7 @@ class ZoneTracker:
     def in_zone(self, now: float) -> np.ndarray:
         """``sat_id`` s (sorted) in the zone at ``now``."""
         self._ensure(now, 0.0)
-        return np.sort(self._sat[(self._enter <= now) & (now < self._exit)])
+        return np.sort(self._sat[self._live(now)])
 
     def exit_time(self, sat_id: int, now: float) -> float:
         """When ``sat_id`` leaves the zone (the pass it is in at ``now``); ``nan`` if not in it."""
@@ -453,12 +482,12 @@ class ZoneTracker:
 
     def look(self, sat_ids: Iterable[int], now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Elevation (deg), azimuth (deg) and range (km) from the zone centre at ``now``."""
-        ids = np.asarray(list(sat_ids), dtype=np.intp)
+        ids = (sat_ids.astype(np.intp, copy=False).ravel() if isinstance(sat_ids, np.ndarray)
+               else np.fromiter(sat_ids, dtype=np.intp))
         if len(ids) == 0:
             empty = np.empty(0)
             return empty, empty.copy(), empty.copy()
-        r = self._ev.positions(ids, np.full(len(ids), float(now)))
-        return self.zone.look(r)
+        return self.zone.look(self._ev.positions_at(ids, float(now)))
 
     def candidates(
         self,
@@ -473,27 +502,31 @@ class ZoneTracker:
         from krios.policies import Candidate
 
         self._ensure(now, max(within_s, 0.0))
-        wanted = None if sat_ids is None else (
-            dict(sat_ids) if isinstance(sat_ids, Mapping) else dict.fromkeys(sat_ids))
-        sel = np.flatnonzero((self._enter <= now + within_s) & (self._exit > now))
-        chosen: dict[int, Pass] = {}
-        for i in sel:
-            p = self._passes[i]
-            if wanted is not None and p.sat_id not in wanted:
-                continue
-            if p.sat_id not in chosen:  # the earliest pass of each satellite
-                chosen[p.sat_id] = p
-        if not chosen:
+        rows = self._live(now, within_s)
+        if len(rows) == 0:
             return []
-        ids = sorted(chosen)
-        elev, _, rng = self.look(ids, now)
-        out = []
-        for k, sid in enumerate(ids):
-            p = chosen[sid]
-            node = wanted.get(sid) if wanted is not None else None
-            out.append(Candidate(sat_id=sid, node=node, remaining_s=p.exit - now,
-                                 range_km=float(rng[k]), elevation_deg=float(elev[k]),
-                                 enters_in_s=max(0.0, p.enter - now)))
-        return out
+        # By sat_id; a stable sort keeps each satellite's earliest pass (rows are by entry)
+        # first, and only that one is kept.
+        sats = self._sat[rows]
+        order = np.argsort(sats, kind="stable")
+        sats, rows = sats[order], rows[order]
+        if len(sats) > 1:
+            repeat = (sats[1:] == sats[:-1]).nonzero()[0] + 1
+            if len(repeat):
+                sats, rows = np.delete(sats, repeat), np.delete(rows, repeat)
+        wanted: Mapping[int, str | None] | None = None
+        if sat_ids is not None:
+            wanted = sat_ids if isinstance(sat_ids, Mapping) else dict.fromkeys(sat_ids)
+            keep = [k for k, sid in enumerate(sats.tolist()) if sid in wanted]
+            if len(keep) < len(sats):
+                sats, rows = sats[keep], rows[keep]
+            if len(sats) == 0:
+                return []
+        elev, _, rng = self.look(sats, now)
+        remaining = self._exit[rows] - now
+        enters_in = np.maximum(0.0, self._enter[rows] - now)
+        return [Candidate(sid, None if wanted is None else wanted.get(sid), rem, r, e, ent)
+                for sid, rem, r, e, ent in zip(sats.tolist(), remaining.tolist(), rng.tolist(),
+                                               elev.tolist(), enters_in.tolist(), strict=True)]
 
 
