@@ -13,7 +13,15 @@ from skyfield.framelib import itrs
 from krios import scenarios
 from krios.constellation import Constellation
 from krios.errors import ConfigError
-from krios.latency import C_KM_S, LatencyModel, farthest_range_km, hop_count, matrix_document, rtt_ms
+from krios.latency import (
+    C_KM_S,
+    LatencyModel,
+    farthest_range_km,
+    farthest_ring_range_km,
+    hop_count,
+    matrix_document,
+    rtt_ms,
+)
 from krios.timeutil import parse_time
 from krios.zones import Zone
 
@@ -84,6 +92,30 @@ def test_farthest_client_point_lies_on_the_zone_edge(sats):
     assert float(model.client_range_km(overhead)) == pytest.approx(math.hypot(550.0, 100.0), rel=2e-3)
     assert float(model.client_rtt_ms(overhead)) == pytest.approx(
         float(rtt_ms(model.client_range_km(overhead), 9.0, 1000.0)))
+
+
+@pytest.mark.parametrize(("lat", "lon", "radius"), [(*SF, 100.0), (*SF, 1500.0), (0.0, 10.0, 400.0),
+                                                   (89.9, 0.0, 300.0), (-45.0, 179.9, 50.0), (*SF, 0.0)])
+def test_client_range_is_the_maximum_over_every_client_point(sats, lat, lon, radius):
+    """The coarse-then-fine ring search gives the brute-force maximum over all 721 points,
+    for every satellite (near, far, below the horizon) and a few hand-made positions."""
+    c, _r = sats
+    model = LatencyModel(Zone(lat, lon, radius_km=radius))
+    r, _v = c.itrs(T0 + np.array([0.0, 1300.0, 4000.0]))  # (N, 3, 3)
+    centre, up = model.zone.centre_itrs, model.zone.unit
+    east = np.cross([0.0, 0.0, 1.0], up) if abs(up[2]) < 0.999 else np.array([1.0, 0.0, 0.0])
+    hand = np.array([centre + 550.0 * up,  # straight above the centre: all edge points ~equally far
+                     centre + 550.0 * up + 1e-3 * east, centre + 550.0 * up + 30.0 * east,
+                     centre + 2.0 * up, centre - 20.0 * up, -centre])
+    for pts in (r.reshape(-1, 3), hand):
+        np.testing.assert_allclose(model.client_range_km(pts), farthest_range_km(pts, model.ground),
+                                   rtol=0, atol=1e-6)
+    assert model.client_range_km(r).shape == r.shape[:-1]
+    assert model.client_range_km(r[0, 0]).shape == ()
+    if radius:
+        ring = model.ground[1:]
+        np.testing.assert_allclose(farthest_ring_range_km(r, ring), farthest_range_km(r, ring), rtol=0,
+                                   atol=1e-6)
 
 
 def test_matrix_has_client_row_and_symmetric_node_rows(sats):

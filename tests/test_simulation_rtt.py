@@ -1,4 +1,4 @@
-"""Client RTT in the simulator: the same numbers as krios.latency's model, by an independent path."""
+"""Client RTT in the simulator: the model's numbers, equal to the brute-force farthest client point."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from krios.constellation import Constellation
-from krios.latency import LatencyModel
+from krios.latency import LatencyModel, farthest_range_km, rtt_ms
 from krios.passes import ZoneTracker
 from krios.sim.rtt import client_range_km, client_rtt_ms
 from krios.sim.samples import ZoneSamples
@@ -21,15 +21,17 @@ def shell() -> Constellation:
 
 
 @pytest.mark.parametrize("radius_km", [0.0, 100.0, 400.0])
-def test_fast_farthest_client_equals_the_model(shell, radius_km):
+def test_farthest_client_equals_the_brute_force_definition(shell, radius_km):
     model = LatencyModel(Zone(37.7749, -122.4194, radius_km, 25.0), per_hop_ms=9.0, hop_km=1000.0)
     r, _ = shell.itrs(START + np.arange(0.0, 1800.0, 30.0))
     r = r.reshape(-1, 3)
     elev, _, _ = model.zone.look(r)
     r = r[elev > 0]  # everything above the centre's horizon, in the zone or not
     assert len(r) > 1000
-    np.testing.assert_allclose(client_range_km(model, r), model.client_range_km(r), rtol=0, atol=1e-6)
-    np.testing.assert_allclose(client_rtt_ms(model, r), model.client_rtt_ms(r), rtol=0, atol=1e-9)
+    brute = farthest_range_km(r, model.ground)  # every one of the 721 client points
+    np.testing.assert_allclose(client_range_km(model, r), brute, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(client_rtt_ms(model, r), rtt_ms(brute, 9.0, 1000.0), rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(client_rtt_ms(model, r), model.client_rtt_ms(r))  # one implementation
 
 
 def test_grid_samples_match_constellation_itrs_and_the_model(shell):

@@ -16,6 +16,14 @@ point: distance to a satellite is a convex function of the ground point, so
 its maximum over the disc lies on the boundary circle, the zone's edge ring
 (:attr:`krios.zones.Zone.ring`, 720 points; the centre alone for radius 0).
 
+The farthest of the ring's points is found without measuring all of them
+(:func:`farthest_ring_range_km`): going round a circle, the distance from an
+outside point rises and falls once, so the farthest of every
+:data:`RING_STRIDE`-th point is within ``RING_STRIDE`` points of the farthest
+point, and only those neighbours are then compared exactly. The answer is the
+brute-force maximum (:func:`farthest_range_km`, the definition) at ~7x less
+work; the tests compare the two.
+
 Frames: satellite positions are Earth-fixed ITRS (km); ground points are
 WGS84 geodetic and converted to ITRS by skyfield (:mod:`krios.geometry`), so Earth rotation is
 accounted for by the caller's ITRS positions. Between two satellites (the
@@ -48,6 +56,49 @@ def farthest_range_km(r_itrs: np.ndarray, ground: np.ndarray) -> np.ndarray:
     r = np.asarray(r_itrs, dtype=float)
     diff = r[..., None, :] - ground  # (..., n, 3)
     return np.linalg.norm(diff, axis=-1).max(axis=-1)
+
+
+#: Coarse spacing (ring points) of :func:`farthest_ring_range_km`'s first search.
+RING_STRIDE = 8
+#: Satellite positions per chunk in :func:`farthest_ring_range_km` (bounds scratch memory).
+RING_CHUNK = 50_000
+
+
+def farthest_ring_range_km(r_itrs: np.ndarray, ring: np.ndarray, extra: np.ndarray | None = None,
+                           stride: int = RING_STRIDE) -> np.ndarray:
+    """:func:`farthest_range_km` over ``ring`` and ``extra`` points, by a coarse-then-fine search.
+
+    ``ring``: ITRS points (km) in order around a closed, nearly circular ring
+    (:attr:`krios.zones.Zone.ring`), shape ``(n, 3)``; ``extra``: other ground
+    points compared exactly (the zone centre), shape ``(m, 3)``. The distance
+    from a point to the points of a circle rises and falls once around it, so the
+    farthest of every ``stride``-th ring point lies within ``stride`` points of the
+    farthest one: those ``2 stride + 1`` neighbours are compared, then ``extra``.
+    ``r_itrs``: satellite positions ``(..., 3)`` km; returns shape ``(...)``.
+    """
+    r = np.asarray(r_itrs, dtype=float)
+    ring = np.asarray(ring, dtype=float)
+    flat = r.reshape(-1, 3)
+    n = len(ring)
+    if n <= 4 * stride:  # too few points to gain anything
+        ground = ring if extra is None else np.vstack([ring, np.reshape(extra, (-1, 3))])
+        return farthest_range_km(r, ground)
+    g2 = np.einsum("ij,ij->i", ring, ring)
+    coarse = np.arange(0, n, stride)
+    window = np.arange(-stride, stride + 1)
+    out = np.empty(len(flat))
+    for c0 in range(0, len(flat), RING_CHUNK):
+        rc = flat[c0:c0 + RING_CHUNK]
+        # |r - g|^2 = |r|^2 + |g|^2 - 2 r.g: only |g|^2 - 2 r.g depends on the ring point.
+        score = g2[coarse] - 2.0 * (rc @ ring[coarse].T)
+        best = coarse[np.argmax(score, axis=1)]
+        idx = (best[:, None] + window) % n  # (S, W) ring indices around the coarse maximum
+        score = g2[idx] - 2.0 * np.einsum("sj,swj->sw", rc, ring[idx])
+        far = idx[np.arange(len(rc)), np.argmax(score, axis=1)]
+        out[c0:c0 + RING_CHUNK] = np.linalg.norm(rc - ring[far], axis=1)
+    if extra is not None:
+        out = np.maximum(out, farthest_range_km(flat, np.reshape(extra, (-1, 3))))
+    return out.reshape(r.shape[:-1])
 
 
 def hop_count(distance_km: np.ndarray | float, hop_km: float) -> np.ndarray:
@@ -107,8 +158,12 @@ class LatencyModel:
         return self._ground  # type: ignore[attr-defined]
 
     def client_range_km(self, r_itrs: np.ndarray) -> np.ndarray:
-        """Slant range (km) from the farthest client point to each satellite ``(..., 3)``."""
-        return farthest_range_km(r_itrs, self.ground)
+        """Slant range (km) from the farthest client point to each satellite ``(..., 3)``:
+        ``farthest_range_km(r_itrs, self.ground)``, found by :func:`farthest_ring_range_km`."""
+        ground = self.ground
+        if len(ground) == 1:
+            return farthest_range_km(r_itrs, ground)
+        return farthest_ring_range_km(r_itrs, ground[1:], extra=ground[:1])
 
     def client_rtt_ms(self, r_itrs: np.ndarray) -> np.ndarray:
         """RTT (ms) from the farthest client point to each satellite ``(..., 3)`` ITRS km."""

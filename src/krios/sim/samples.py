@@ -19,7 +19,6 @@ import numpy as np
 from krios import geometry
 from krios.constellation import Constellation
 from krios.latency import LatencyModel
-from krios.sim.rtt import client_rtt_ms
 from krios.zones import Zone
 
 
@@ -90,8 +89,8 @@ class ZoneSamples:
 
         SGP4 (TEME) per satellite over all its samples, then the rotation about
         z through GMST that :mod:`krios.geometry` defines as TEME->ITRS
-        (:func:`~krios.geometry.rot_z_matrix`), with the angle looked up per grid
-        instant instead of recomputed per sample.
+        (:func:`~krios.geometry.rotate_teme_to_itrs`), with the angle looked up per
+        grid instant instead of recomputed per sample.
         """
         total = len(self.pair_sat)
         r_teme = np.full((total, 3), np.nan)
@@ -107,13 +106,7 @@ class ZoneSamples:
             err, r, _v = constellation.satrecs[sat].sgp4_array(jd, fr)
             r[err != 0] = np.nan
             r_teme[idx] = r
-        theta = self.gmst[self.pair_k]
-        c, s = np.cos(theta), np.sin(theta)
-        r_itrs = np.empty_like(r_teme)
-        r_itrs[:, 0] = c * r_teme[:, 0] + s * r_teme[:, 1]
-        r_itrs[:, 1] = -s * r_teme[:, 0] + c * r_teme[:, 1]
-        r_itrs[:, 2] = r_teme[:, 2]
-        return r_itrs
+        return geometry.rotate_teme_to_itrs(r_teme, self.gmst[self.pair_k])
 
     def _closest_per_step(self) -> tuple[np.ndarray, np.ndarray]:
         """Per grid step: the in-zone satellite closest to the centre (lowest ``sat_id`` on ties)
@@ -184,11 +177,11 @@ class ZoneSamples:
         return np.concatenate(out) if out else np.zeros(0, dtype=np.intp)
 
     def client_rtt_ms(self, model: LatencyModel, pairs: np.ndarray) -> np.ndarray:
-        """Client RTT (ms, :mod:`krios.sim.rtt`) of the samples ``pairs``; each sample is
-        computed once per zone however many policies it serves."""
+        """Client RTT (ms, :meth:`krios.latency.LatencyModel.client_rtt_ms`) of the samples
+        ``pairs``; each sample is computed once per zone however many policies it serves."""
         if self._rtt is None:
             self._rtt = np.full(len(self.pair_k), np.nan)
         missing = pairs[np.isnan(self._rtt[pairs])]
         if len(missing):
-            self._rtt[missing] = client_rtt_ms(model, self.r_itrs[missing])
+            self._rtt[missing] = model.client_rtt_ms(self.r_itrs[missing])
         return self._rtt[pairs]
