@@ -76,9 +76,8 @@ def gmst_angle(t: ArrayLike) -> np.ndarray:
         return np.asarray(_gmst_scalar(float(arr)))
     finite = np.isfinite(arr)
     days, secs = np.divmod(np.where(finite, arr, 0.0), DAY_S)
-    leap = np.zeros_like(days)
-    for day in np.unique(days).tolist():
-        leap[days == day] = tai_minus_utc(day)
+    uniq, inverse = np.unique(days, return_inverse=True)
+    leap = np.array([tai_minus_utc(d) for d in uniq.tolist()])[inverse].reshape(days.shape)
     # Skyfield's Timescale._utc: whole TAI seconds since JD 0 at the UTC midnight
     # (exact in float64), then the day's seconds split into whole and fraction.
     seconds = (UNIX0_JD + days) * DAY_S + leap
