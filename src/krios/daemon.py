@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import gc
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -36,6 +37,8 @@ from krios.recorder import EventRecorder
 log = logging.getLogger(__name__)
 
 _MISSING = object()
+#: Re-read an expiring API token (exec plugins, OIDC) at most this often (s).
+API_KEY_REFRESH_S = 10.0
 #: Re-evaluate pending work after latency-matrix updates at most this often (s).
 WORLD_CHANGE_EVERY_S = 1.0
 
@@ -50,6 +53,24 @@ def _client_with_pool(api: ApiClient, maxsize: int) -> ApiClient:
     # one quick retry for a pooled connection the server closed; longer outages are
     # the daemon's business (backoff), not urllib3's (three warnings per request)
     cfg.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=0, other=0)
+    hook = cfg.refresh_api_key_hook
+    if hook is not None:
+        # The kubeconfig loader re-applies the whole configuration (and scans the
+        # environment for proxies) before *every* request: a quarter of a request's
+        # CPU. Tokens that expire are refreshed by it all the same, at most every 10 s.
+        state = {"hook": hook, "last": -math.inf}
+
+        def refresh(c: Any) -> None:
+            now = time.monotonic()
+            if now - state["last"] >= API_KEY_REFRESH_S:
+                state["last"] = now
+                state["hook"](c)
+                # the loader installs a fresh hook of its own each time: keep ours in front
+                if c.refresh_api_key_hook is not refresh:
+                    state["hook"] = c.refresh_api_key_hook or state["hook"]
+                    c.refresh_api_key_hook = refresh
+
+        cfg.refresh_api_key_hook = refresh
     return ApiClient(cfg)
 
 
