@@ -53,15 +53,16 @@ class Plan:
     sats: list[int]  # A, then successors by decreasing exit time
 
 
-def plan(successors: int) -> Plan:
-    """A pass of ``A`` and ``successors`` satellites in the zone when the handover is due, outlasting A."""
+def plan(successors: int, from_start: bool = False) -> Plan:
+    """A pass of ``A`` and ``successors`` satellites in the zone when the handover is due (with
+    ``from_start``: already at the epoch), outlasting A."""
     o = orbits()
     passes = o.tracker.passes(o.t0, o.t0 + 3000)
     for a in passes:
         t_a = a.exit - LEAD_S
         if t_a < max(a.enter, o.t0):
             continue
-        due = a.exit - LOOKAHEAD_S
+        due = t_a if from_start else a.exit - LOOKAHEAD_S
         later = sorted((p for p in passes if p.sat_id != a.sat_id and p.enter <= due - 10 and p.exit >= a.exit + 60),
                        key=lambda p: -p.exit)
         if len({p.sat_id for p in later}) >= successors:
@@ -177,6 +178,25 @@ def test_reactive_handover_starts_only_after_the_satellite_left(api_client, name
         started = float(final[0]["metadata"]["annotations"][STARTED_ANNOTATION])
         assert clock.sim_at(started) >= p.exits[a], "a reactive handover started before the exit"
         assert log.min_ready_after_first() >= 1  # the old copy (virtual) stays Ready until replaced
+
+
+def test_controller_follows_sat_id_relabels(api_client, namespace, workers) -> None:
+    """A relabel to a satellite that stays cancels the due handover; one to a satellite away forces it."""
+    p = plan(successors=2, from_start=True)
+    a, stays, other = p.sats
+    o = orbits()
+    client = raw(api_client)
+    set_sat_labels(client, {workers[0]: a, workers[1]: other})
+    with app_under_controller(api_client, namespace, workers[0], p.t_a, 10.0, 20.0) as (_ctl, clock, log):
+        wait_for(lambda: any(n for _t, n in log.samples), 15, "the app Ready")
+        set_sat_labels(client, {workers[0]: stays})  # the emulator moved this node to a longer pass
+        wait_for(lambda: clock.now() > p.exits[a] + 5, 30, "A's exit to pass", interval_s=0.2)
+        assert [q["metadata"]["name"] for q in list_pods(client, namespace)] == ["web"], "handed over anyway"
+        away = o.away_for(clock.now(), at_least_s=3600, n=1)[0]
+        set_sat_labels(client, {workers[0]: away})  # now its node serves a satellite out of the zone
+        final = wait_for(lambda: _final_ready(client, namespace), 20, "the handover after the relabel")
+        assert final[0]["spec"]["nodeName"] == workers[1]
+        assert log.min_ready_after_first() >= 1
 
 
 def test_successor_not_ready_in_time_is_replaced_by_another_node(api_client, namespace, workers) -> None:
