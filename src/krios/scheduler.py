@@ -28,6 +28,7 @@ client-side QPS/burst limits.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -196,6 +197,10 @@ class Scheduler(Daemon):
 
     # -- the loop ---------------------------------------------------------------------------
     def _worker(self) -> None:
+        # Open this worker's connection now: a TLS handshake costs ~50 ms of CPU, and eight
+        # of them on the first burst of pods would delay its first binds by most of a second.
+        with contextlib.suppress(Exception):
+            self.client.get("/version", limit=False, timeout=(5, 5))
         while not self._stop.is_set():
             if not self.wait_leading(1.0):
                 continue

@@ -19,8 +19,9 @@ neither always goes second; the next starts once the virtual kubelet has
 started every pod of the previous one):
 
 ``burst``
-    ``pods`` pods submitted as fast as 4 client threads can: throughput
-    (pods / (last bound - first submit)) and the latency under a backlog.
+    the scheduler process is frozen (SIGSTOP), ``pods`` pods are created, and
+    it is released (SIGCONT) with the whole backlog waiting: throughput =
+    pods / (last bound - release), and each pod's wait from the release.
 ``paced``
     ``pods`` pods submitted at ``rate`` per second (below the QPS limit):
     the latency of one pod, submit -> bound seen by the benchmark's watch.
@@ -34,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -50,6 +52,7 @@ from krios.errors import ClusterError, ConfigError
 
 NAMESPACE = "krios-bench"
 SCENARIO = "sf_4workers"
+WARMUP_PODS = 20  # per scheduler, before any measurement
 SCHEDULERS = (("kube-scheduler", "default-scheduler"), ("krios-scheduler", "krios-scheduler"))
 
 
@@ -260,8 +263,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _m: Non
         procs = _start_schedulers(cl, cfg, logs)
         progress(f"cluster up in {time.monotonic() - t0:.0f} s; {len(sats)} satellites in zone {leozone}; "
                  "warming up both schedulers ...")
-        warm = [_pod(f"warmup-{tag}", sched, zone_labels if tag == "krios-scheduler" else None, "warmup")
-                for tag, sched in SCHEDULERS]
+        warm = [_pod(f"warmup-{tag}-{i}", sched, zone_labels if tag == "krios-scheduler" else None, "warmup")
+                for tag, sched in SCHEDULERS for i in range(WARMUP_PODS)]
         _submit_burst(client, warm)
         if not recorder.wait([b["metadata"]["name"] for b in warm], 120):
             raise ClusterError(f"a scheduler did not start; see {logs}/bench-*.log", source="bench scheduler")
@@ -275,7 +278,15 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _m: Non
                 pid = procs[[t for t, _ in SCHEDULERS].index(tag)].pid
                 cpu0 = _cpu_s(pid)
                 if phase == "burst":
-                    submitted = _submit_burst(client, bodies)
+                    # the whole backlog waits while the scheduler is frozen, then it drains it:
+                    # the submitting client's own speed does not enter the figure
+                    os.kill(pid, signal.SIGSTOP)
+                    try:
+                        created = _submit_burst(client, bodies)
+                    finally:
+                        released = time.time()
+                        os.kill(pid, signal.SIGCONT)
+                    submitted = dict.fromkeys(created, released)
                 else:
                     submitted = _submit_paced(client, bodies, cfg.rate)
                 if not recorder.wait(list(submitted), cfg.timeout_s):
