@@ -157,6 +157,9 @@ def _run(daemon: Any, what: str, scenario: Any) -> int:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+    # Hand the GIL over every 1 ms instead of 5: a pod passes through several threads
+    # (watch, worker, HTTP), and each hand-over waited up to the interval.
+    sys.setswitchinterval(0.001)
     daemon.start()
     if scenario is not None:  # the scenario's zone is the one pods will ask about first
         from dataclasses import replace
