@@ -285,7 +285,8 @@ class Controller(Daemon):
         exit_time = math.nan if sat is None else self.trackers.call(zone, lambda t: t.exit_time(sat, now))
         if not handover.due(now, exit_time, self.mode, self.lookahead_s):
             start = handover.start_time(exit_time, self.mode, self.lookahead_s)
-            return self.clock.wall_at(start)
+            clock = self.clock
+            return clock.wall_at(start) if clock.rate > 0 else math.inf  # a paused clock never gets there
         self._start(app, pod, zone, sat, exit_time, nodes, now, wall)
         return wall + self.resync_s
 
