@@ -2,6 +2,8 @@
 # ansible-playbook --syntax-check on every playbook (against the local inventory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[[ -d .venv/bin ]] && PATH="$PWD/.venv/bin:$PATH"
+export ANSIBLE_CONFIG="$PWD/ansible.cfg"
 rc=0
 for pb in playbooks/*.yml; do
   if ! out=$(ansible-playbook --syntax-check -i inventories/local "$pb" 2>&1); then
