@@ -4,7 +4,7 @@
 # control-plane binaries are neither cached nor given by KUBEBUILDER_ASSETS;
 # build-control-plane.sh installs them itself when it builds.
 set -euo pipefail
-pkgs=(iproute2 openssl)
+pkgs=(iproute2 openssl debootstrap)  # debootstrap: the Debian 12 root the provisioning tests run roles in
 bin="${KRIOS_CACHE_DIR:-$HOME/.cache/krios}/k8s-${KRIOS_K8S_VERSION:-1.20.2}/bin"
 assets="${KUBEBUILDER_ASSETS:-}"
 if [[ -n "$assets" && -x "$assets/etcd" && -x "$assets/kube-apiserver" ]]; then
