@@ -107,3 +107,10 @@ def test_clock_maps_wall_to_emulated_time_and_round_trips():
     assert Clock.from_json(clock.to_json()) == clock
     real = Clock.real()
     assert abs(real.now() - Clock.starting().now()) < 1.0
+
+
+def test_paused_clock_never_reaches_another_instant():
+    paused = Clock(epoch_wall=1000.0, epoch_sim=5000.0, rate=0.0)
+    assert paused.sim_at(2000.0) == 5000.0
+    assert paused.wall_at(5000.0) == 1000.0
+    assert paused.wall_at(5001.0) == math.inf

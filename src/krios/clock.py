@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -54,7 +55,12 @@ class Clock:
         return self.epoch_sim + (wall - self.epoch_wall) * self.rate
 
     def wall_at(self, sim: float) -> float:
-        """Wall-clock instant at which emulated time reaches ``sim``."""
+        """Wall-clock instant at which emulated time reaches ``sim``.
+
+        A paused clock (``rate == 0``) never reaches any other instant: ``inf``.
+        """
+        if self.rate == 0:
+            return self.epoch_wall if sim == self.epoch_sim else math.inf
         return self.epoch_wall + (sim - self.epoch_sim) / self.rate
 
     def to_json(self) -> str:
