@@ -40,7 +40,7 @@ def cluster(tmp_path_factory):
     from krios.cluster import LocalCluster
 
     cl = LocalCluster(tmp_path_factory.mktemp("emu-cluster"), workers=4, control_plane_nodes=1, components=(),
-                      kubelet_ready_delay_s=0.3, kubelet_jitter_s=0.1)  # fmt: skip
+                      kubelet_ready_delay_s=0.3, kubelet_jitter_s=0.1, owner_pid=os.getpid())  # fmt: skip
     cl.up()
     try:
         yield cl

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from krios.cli import main
@@ -13,7 +15,8 @@ def test_latency_sweep_measures_both_schedulers_behind_the_proxy(tmp_path, capsy
     from krios.cluster import LocalCluster
 
     cluster = LocalCluster(tmp_path / "cluster", workers=2, control_plane_nodes=1,
-                           components=("kube-scheduler",), kubelet_ready_delay_s=0.05, kubelet_jitter_s=0.0)
+                           components=("kube-scheduler",), kubelet_ready_delay_s=0.05, kubelet_jitter_s=0.0,
+                           owner_pid=os.getpid())
     cluster.up()
     try:
         db = tmp_path / "results" / "krios.sqlite"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -74,7 +75,8 @@ def test_scheduler_loses_no_pod_across_an_apiserver_restart(tmp_path) -> None:
     from krios.cluster import LocalCluster
     from krios.constellation import Constellation
 
-    cl = LocalCluster(tmp_path / "cluster", workers=3, components=(), kubelet_ready_delay_s=0.2)
+    cl = LocalCluster(tmp_path / "cluster", workers=3, components=(), kubelet_ready_delay_s=0.2,
+                      owner_pid=os.getpid())
     cl.up()
     sched = None
     try:

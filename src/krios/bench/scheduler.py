@@ -243,7 +243,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _m: Non
         state_dir = Path(cfg.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
     cl = LocalCluster(state_dir, workers=cfg.nodes, control_plane_nodes=1, components=(),
-                      kubelet_ready_delay_s=0.0, kubelet_jitter_s=0.0)
+                      kubelet_ready_delay_s=0.0, kubelet_jitter_s=0.0, owner_pid=os.getpid())
     procs: list[subprocess.Popen] = []
     recorder = None
     t0 = time.monotonic()

@@ -10,6 +10,7 @@ API's one-second timestamps.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -85,7 +86,8 @@ def run(state_dir: Path, workers: int = 100, pods: int = 500, ready_delay_s: flo
     from krios.cluster.reflector import Reflector, read_json
 
     cluster = LocalCluster(state_dir, workers=workers, components=("kube-scheduler",),
-                           kubelet_ready_delay_s=ready_delay_s, kubelet_jitter_s=jitter_s)
+                           kubelet_ready_delay_s=ready_delay_s, kubelet_jitter_s=jitter_s,
+                           owner_pid=os.getpid())
     t0 = time.monotonic()
     cluster.up()
     up_s = time.monotonic() - t0
