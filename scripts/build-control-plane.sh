@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Build (once) and cache a real Kubernetes control plane: etcd, kube-apiserver,
-# kube-scheduler, kube-controller-manager and kubectl.
+# kube-scheduler, kube-controller-manager and kubectl, plus the node binaries
+# (kubelet, kubeadm, kube-proxy) that `krios lab` and the `local` artifact
+# source of the provisioning roles install on real nodes.
 #
 # Order of preference:
 #   1. $KUBEBUILDER_ASSETS, when it names a folder holding etcd + kube-apiserver
@@ -30,7 +32,11 @@ if [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "$KUBEBUILDER_ASSETS/etcd" && -x "$KUBE
   exit 0
 fi
 
-cached() { [[ -f "$DEST/.complete" && -x "$BIN/kube-apiserver" && -x "$BIN/etcd" ]]; }
+BINARIES=(kube-apiserver kube-scheduler kube-controller-manager kubectl kubelet kubeadm kube-proxy)
+cached() {
+  [[ -f "$DEST/.complete" && -x "$BIN/etcd" ]] || return 1
+  local b; for b in "${BINARIES[@]}"; do [[ -x "$BIN/$b" ]] || return 1; done
+}
 
 if cached; then
   log "cached: $BIN"
@@ -107,17 +113,17 @@ tar -xzf "$tarball" -C src --strip-components=1
 cd src
 mkdir -p .go/src/k8s.io
 ln -s ../../.. .go/src/k8s.io/kubernetes
-log "building kube-apiserver kube-scheduler kube-controller-manager kubectl (about 6-10 min on 2 cores)"
+log "building ${BINARIES[*]} (about 8-12 min on 2 cores)"
 start=$(date +%s)
 if ! (
   GOPATH=$PWD/.go GOCACHE=$WORK/.gocache CGO_ENABLED=0 GOPROXY=off \
-    make WHAT="cmd/kube-apiserver cmd/kube-scheduler cmd/kube-controller-manager cmd/kubectl" 2>&1
+    make WHAT="${BINARIES[*]/#/cmd/}" 2>&1
 ) | while IFS= read -r line; do printf '[control-plane] [%4ss] %s\n' "$(( $(date +%s) - start ))" "$line" >&2; done
 then
   die "the Kubernetes build failed after $(( $(date +%s) - start ))s (output above); nothing was cached"
 fi
 mkdir -p "$BIN"
-for b in kube-apiserver kube-scheduler kube-controller-manager kubectl; do
+for b in "${BINARIES[@]}"; do
   install -m 0755 "_output/bin/$b" "$BIN/$b"
 done
 install -m 0755 /usr/bin/etcd "$BIN/etcd"

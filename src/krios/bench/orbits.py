@@ -15,13 +15,13 @@ raw sgp4
     (propagation only, no decision): the floor of any engine that propagates
     every satellite every tick.
 full engine
-    :meth:`krios.zones.ZoneSet.in_zones`: each tick on its own (vectorised SGP4
+    :meth:`krios.orbits.zones.ZoneSet.in_zones`: each tick on its own (vectorised SGP4
     for all satellites, a cell-table cull, exact worst-point elevations for the
     few pairs near a zone's edge).
 sequence engine
-    :meth:`krios.zones.ZoneSet.sequence`: the same answers (checked every tick
+    :meth:`krios.orbits.zones.ZoneSet.sequence`: the same answers (checked every tick
     here), but each tick propagates only the satellites whose decision could
-    have changed since they were last propagated (:mod:`krios.zonesequence`).
+    have changed since they were last propagated (:mod:`krios.orbits.zonesequence`).
     Its figure is *amortised*: the mean over all ticks, the first one (which
     propagates everything) included.
 
@@ -42,10 +42,10 @@ from typing import Any
 import numpy as np
 from sgp4.api import Satrec, jday
 
-from krios import geometry
-from krios.constellation import Constellation
-from krios.walker import WalkerShell
-from krios.zones import Zone, ZoneSet
+from krios.orbits import geometry
+from krios.orbits.constellation import Constellation
+from krios.orbits.walker import WalkerShell
+from krios.orbits.zones import Zone, ZoneSet
 
 #: Targets from issue 4.
 TARGET_VS_NAIVE = 50.0

@@ -83,7 +83,7 @@ class _Recorder:
     """Watch the bench namespace; remember when each pod was first seen bound."""
 
     def __init__(self, client: Any) -> None:
-        from krios.informer import Informer
+        from krios.kube.informer import Informer
 
         self.bound: dict[str, float] = {}
         self.node: dict[str, str] = {}
@@ -188,12 +188,12 @@ def _figures(submitted: dict[str, float], bound: dict[str, float]) -> dict[str, 
 
 def _label_nodes(client: Any, cfg: BenchConfig, names: list[str]) -> tuple[dict[str, str], list[int]]:
     """Label the workers with in-zone satellites; publish a paused clock. -> (zone labels, sats)."""
-    from krios import scenarios
-    from krios.clock import Clock
-    from krios.constellation import Constellation
-    from krios.passes import ZoneTracker
-    from krios.timeutil import parse_time
-    from krios.zones import Zone
+    from krios.config import scenarios
+    from krios.kube.clock import Clock
+    from krios.orbits.constellation import Constellation
+    from krios.orbits.passes import ZoneTracker
+    from krios.config.times import parse_time
+    from krios.orbits.zones import Zone
 
     scenario = scenarios.load(cfg.scenario)
     zone = Zone.from_scenario(scenario)
@@ -212,8 +212,8 @@ def _label_nodes(client: Any, cfg: BenchConfig, names: list[str]) -> tuple[dict[
 
 
 def _start_schedulers(cl: Any, cfg: BenchConfig, logs: Path) -> list[subprocess.Popen]:
-    from krios.cluster import binaries
-    from krios.cluster import components as comp
+    from krios.localcluster import binaries
+    from krios.localcluster import components as comp
 
     bin_dir = binaries.find_bin_dir()
     (port,) = comp.free_ports(1)
@@ -231,8 +231,8 @@ def _start_schedulers(cl: Any, cfg: BenchConfig, logs: Path) -> list[subprocess.
 
 def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
     """Run the benchmark; returns the figures (see :func:`format_report`)."""
-    from krios.cluster import LocalCluster
-    from krios.rawapi import RawClient
+    from krios.localcluster import LocalCluster
+    from krios.kube.client import RawClient
 
     cfg.check()
     tmp = None

@@ -6,8 +6,8 @@ import argparse
 import json
 import time
 
-from krios.cluster import LocalCluster, default_state_dir
-from krios.cluster.components import OPTIONAL
+from krios.localcluster import LocalCluster, default_state_dir
+from krios.localcluster.components import OPTIONAL
 from krios.errors import ConfigError
 
 
@@ -152,7 +152,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from krios.cluster import bench
+    from krios.localcluster import bench
 
     _count(args.workers, "--workers")
     if args.pods < 1:

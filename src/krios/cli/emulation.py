@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
 def _core_v1(kubeconfig: str | None) -> Any:
     from kubernetes import client
 
-    from krios.kube import load_client
+    from krios.kube.config import load_client
 
     return client.CoreV1Api(load_client(kubeconfig))
 
@@ -45,7 +45,7 @@ def _app_selector(args: argparse.Namespace) -> str:
     if args.selector:
         return args.selector
     if args.scenario:
-        from krios import scenarios
+        from krios.config import scenarios
 
         return f"leozone={scenarios.load(args.scenario).leozone}"
     raise ConfigError("give --scenario or --selector to find the app's pods", source="options")
@@ -98,8 +98,8 @@ def _register_emulator(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:
-    from krios import scenarios
-    from krios.emulator import Emulator, EmulatorConfig, select_nodes
+    from krios.config import scenarios
+    from krios.emulation.emulator import Emulator, EmulatorConfig, select_nodes
 
     scenario = scenarios.load(args.scenario)
     config = EmulatorConfig.from_scenario(
@@ -159,12 +159,12 @@ def _register_client(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_client(args: argparse.Namespace) -> int:
-    from krios import scenarios
-    from krios.appview import ClusterView
-    from krios.workload import Client, RecordSink, check_options, serving_target, static_target
+    from krios.config import scenarios
+    from krios.emulation.appview import ClusterView
+    from krios.emulation.workload import Client, RecordSink, check_options, serving_target, static_target
 
     if args.netem:
-        from krios import netem
+        from krios.emulation import netem
 
         ok, why = netem.netem_support()
         if not ok:
@@ -185,7 +185,7 @@ def _cmd_client(args: argparse.Namespace) -> int:
             raise ConfigError("give --port or --service with --service-from-cluster", source="options")
         port = args.port
         if port is None:
-            from krios.standin import node_port
+            from krios.emulation.standin import node_port
 
             name, _, ns = args.service.partition(".")
             port = node_port(core, name, ns or "default")
@@ -263,8 +263,8 @@ def _register_standin(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_standin(args: argparse.Namespace) -> int:
-    from krios.appview import ClusterView
-    from krios.standin import StandIn, node_port
+    from krios.emulation.appview import ClusterView
+    from krios.emulation.standin import StandIn, node_port
 
     core = _core_v1(args.kubeconfig)
     port = args.port
@@ -322,7 +322,7 @@ def _print_cmds(cmds: list[list[str]], dry_run: bool) -> None:
 
 
 def _cmd_netem_apply(args: argparse.Namespace) -> int:
-    from krios import netem
+    from krios.emulation import netem
 
     dests = netem.normalise(netem.parse_destination(d) for d in args.dest)
     dev = args.dev or netem.egress_device([d.ip for d in dests], netns=args.netns)
@@ -335,7 +335,7 @@ def _cmd_netem_apply(args: argparse.Namespace) -> int:
 
 
 def _cmd_netem_clear(args: argparse.Namespace) -> int:
-    from krios import netem
+    from krios.emulation import netem
 
     _print_cmds(netem.Tc(args.dev, args.netns).clear(dry_run=args.dry_run), args.dry_run)
     return 0
@@ -344,7 +344,7 @@ def _cmd_netem_clear(args: argparse.Namespace) -> int:
 def _cmd_netem_show(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from krios import netem
+    from krios.emulation import netem
 
     st = netem.Tc(args.dev, args.netns).state()
     doc = {
@@ -361,7 +361,7 @@ def _cmd_netem_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_netem_check(_args: argparse.Namespace) -> int:
-    from krios import netem
+    from krios.emulation import netem
 
     ok, why = netem.netem_support()
     print(("netem: supported: " if ok else "netem: unsupported: ") + why)

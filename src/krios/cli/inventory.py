@@ -1,7 +1,7 @@
 """``krios inventory``: which node is control, worker, client for a scenario.
 
 The same parsing as the Ansible inventory plugin ``krios.testbed.krios``
-(:mod:`krios.inventory`), for a quick look without Ansible or for scripts (``--json``).
+(:mod:`krios.config.inventory`), for a quick look without Ansible or for scripts (``--json``).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from krios import inventory
+from krios.config import inventory
 
 #: Where option errors are said to come from.
 OPTIONS = "krios inventory"

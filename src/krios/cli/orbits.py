@@ -99,8 +99,8 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
 
 
 def _constellation(args: argparse.Namespace) -> Any:
-    from krios.constellation import Constellation
-    from krios.timeutil import parse_time
+    from krios.orbits.constellation import Constellation
+    from krios.config.times import parse_time
 
     if args.tles:
         return Constellation.from_file(args.tles)
@@ -109,7 +109,7 @@ def _constellation(args: argparse.Namespace) -> Any:
 
 
 def _zone(args: argparse.Namespace) -> Any:
-    from krios.zones import parse_leozone
+    from krios.orbits.zones import parse_leozone
 
     return parse_leozone(args.zone, args.radius_km, args.min_elevation_deg, source="--zone",
                          radius_source="--radius-km", elevation_source="--min-elevation-deg")
@@ -118,9 +118,9 @@ def _zone(args: argparse.Namespace) -> Any:
 def cmd_generate(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from krios.timeutil import parse_time
-    from krios.tle import write_tles
-    from krios.walker import SHELLS, shell, walker_delta
+    from krios.config.times import parse_time
+    from krios.orbits.tle import write_tles
+    from krios.orbits.walker import SHELLS, shell, walker_delta
 
     if args.list:
         for s in SHELLS.values():
@@ -149,8 +149,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_visible(args: argparse.Namespace) -> int:
-    from krios.passes import ZoneTracker
-    from krios.timeutil import iso, parse_time
+    from krios.orbits.passes import ZoneTracker
+    from krios.config.times import iso, parse_time
 
     zone = _zone(args)
     at = parse_time(args.at, source="--at")
@@ -179,8 +179,8 @@ def cmd_visible(args: argparse.Namespace) -> int:
 
 
 def cmd_passes(args: argparse.Namespace) -> int:
-    from krios.passes import find_passes
-    from krios.timeutil import iso, parse_duration, parse_time
+    from krios.orbits.passes import find_passes
+    from krios.config.times import iso, parse_duration, parse_time
 
     zone = _zone(args)
     start = parse_time(args.start, source="--start")

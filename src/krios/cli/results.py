@@ -66,7 +66,7 @@ def _runs_list(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no runs in {st.path}")
         return 0
-    from krios.timeutil import iso
+    from krios.config.times import iso
 
     print(f"{'RUN ID':40} {'KIND':14} {'SCENARIO':18} {'STATUS':10} {'STARTED':20} {'DURATION':>9}  SAMPLES")
     for r in runs:
@@ -144,7 +144,7 @@ def _register_delayproxy(sub: argparse._SubParsersAction) -> None:
 def _delayproxy(args: argparse.Namespace) -> int:
     import os
 
-    from krios.delayproxy import ControlServer, DelayProxy, kubeconfig_server, parse_hostport, proxied_kubeconfig
+    from krios.measure.delayproxy import ControlServer, DelayProxy, kubeconfig_server, parse_hostport, proxied_kubeconfig
 
     target = args.target or kubeconfig_server(args.kubeconfig)
     if args.delay_ms < 0:
@@ -225,13 +225,13 @@ def _register_bench_latency(bench: argparse._SubParsersAction) -> None:
 
 
 def _sweep_config(args: argparse.Namespace) -> Any:
-    from krios.bench.latency import SweepConfig
+    from krios.measure.sweep import SweepConfig
 
     bench: dict[str, Any] = {}
     seed = 0
     scenario = None
     if args.scenario:
-        from krios import scenarios
+        from krios.config import scenarios
 
         scenario = scenarios.load(args.scenario)
         bench = dict(scenario.get("benchmark") or {})
@@ -241,7 +241,7 @@ def _sweep_config(args: argparse.Namespace) -> Any:
         lat = [lat]
     labels = {}
     if args.leozone:
-        from krios.zones import parse_leozone
+        from krios.orbits.zones import parse_leozone
 
         parse_leozone(args.leozone)  # one clear error for a bad value
         labels["leozone"] = args.leozone
@@ -264,7 +264,7 @@ def _sweep_config(args: argparse.Namespace) -> Any:
 def _kubeconfig_path(args: argparse.Namespace) -> Path:
     import os
 
-    from krios.cluster.state import KUBECONFIG, default_state_dir
+    from krios.localcluster.state import KUBECONFIG, default_state_dir
 
     if args.kubeconfig:
         return Path(args.kubeconfig)
@@ -282,8 +282,8 @@ def _bench_latency(args: argparse.Namespace) -> int:
     from kubernetes import client
 
     from krios.bench import injection
-    from krios.bench.latency import Progress, config_dict, plan, run_sweep, side_by_side
-    from krios.kube import load_client
+    from krios.measure.sweep import Progress, config_dict, plan, run_sweep, side_by_side
+    from krios.kube.config import load_client
     from krios.results import stats
     from krios.results.report import generate
 

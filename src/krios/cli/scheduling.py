@@ -99,9 +99,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def load_orbits(args: argparse.Namespace) -> tuple[Any, Any]:
     """``(constellation, scenario or None)`` from ``--scenario``/``--tles``/``--shell --epoch``."""
-    from krios import scenarios
-    from krios.constellation import Constellation
-    from krios.timeutil import parse_time
+    from krios.config import scenarios
+    from krios.orbits.constellation import Constellation
+    from krios.config.times import parse_time
 
     scenario = scenarios.load(args.scenario) if args.scenario else None
     if args.tles and args.shell:
@@ -120,7 +120,7 @@ def load_orbits(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def _daemon_kw(args: argparse.Namespace, scenario: Any) -> dict[str, Any]:
-    from krios.policies import check_policy
+    from krios.control.policies import check_policy
 
     zone = scenario.zone if scenario is not None else {}
     policy = args.policy or (scenario.get("policy") if scenario is not None else None) or "krios"
@@ -164,7 +164,7 @@ def _run(daemon: Any, what: str, scenario: Any) -> int:
     if scenario is not None:  # the scenario's zone is the one pods will ask about first
         from dataclasses import replace
 
-        from krios.zones import Zone
+        from krios.orbits.zones import Zone
 
         zone = Zone.from_scenario(scenario)
         daemon.prewarm(replace(zone, min_elevation_deg=daemon.min_elevation_deg))
@@ -181,8 +181,8 @@ def _run(daemon: Any, what: str, scenario: Any) -> int:
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    from krios.kube import load_client
-    from krios.scheduler import Scheduler
+    from krios.kube.config import load_client
+    from krios.control.scheduler import Scheduler
 
     constellation, scenario = load_orbits(args)
     kw = _daemon_kw(args, scenario)
@@ -193,9 +193,9 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 
 def cmd_controller(args: argparse.Namespace) -> int:
-    from krios.controller import Controller
-    from krios.handover import check_mode
-    from krios.kube import load_client
+    from krios.control.controller import Controller
+    from krios.control.handover import check_mode
+    from krios.kube.config import load_client
 
     constellation, scenario = load_orbits(args)
     kw = _daemon_kw(args, scenario)

@@ -81,7 +81,7 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from krios import simulate
+    from krios.sim import run as simulate
     from krios.sim import report
 
     config, constellation = simulate.config_from_args(args)

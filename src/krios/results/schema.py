@@ -62,7 +62,7 @@ TABLES: dict[str, dict[str, str]] = {
         "lead_s": "REAL",  # s between the handover and the old satellite's zone exit
         "mode": "TEXT",  # proactive | reactive
     },
-    # Per-pod latency samples of the benchmarks (krios.podlatency / krios.bench.latency).
+    # Per-pod latency samples of the benchmarks (krios.measure.podlatency / krios.measure.sweep).
     "pod_latency": {
         "scheduler": "TEXT",  # schedulerName of the pod
         "latency_ms": "REAL",  # injected one-way control-plane delay of the cell, ms

@@ -1,4 +1,4 @@
-"""Pieces of the policy simulator (:mod:`krios.simulate` wires them together).
+"""Pieces of the policy simulator (:mod:`krios.sim.run` wires them together).
 
 - :mod:`krios.sim.model`: simulated policies and what a run records.
 - :mod:`krios.sim.engine`: the event-driven handover loop (shared decision code).

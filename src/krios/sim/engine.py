@@ -1,14 +1,14 @@
 """The event-driven handover engine: one policy in one zone over simulated time.
 
 Decisions go through the code the live controller runs: the handover start
-time from :func:`krios.handover.start_time`, the successor from
-:func:`krios.handover.pick_successor`, and (for policies that follow the best
-satellite, ``closest``) :func:`krios.handover.preferred`. The engine only
+time from :func:`krios.control.handover.start_time`, the successor from
+:func:`krios.control.handover.pick_successor`, and (for policies that follow the best
+satellite, ``closest``) :func:`krios.control.handover.preferred`. The engine only
 decides *when* to ask: pass exits give exact event times; a better satellite
 can appear at any moment, so for ``follow_best`` policies the sampled ranges
 (:class:`~krios.sim.samples.ZoneSamples`) are scanned every ``step_s`` for the
 first instant another satellite is closer, and only that instant is put to
-:func:`~krios.handover.preferred`.
+:func:`~krios.control.handover.preferred`.
 
 Timing model (documented in ``docs/readme/simulation.md``):
 
@@ -32,13 +32,13 @@ from typing import Protocol
 
 import numpy as np
 
-from krios import handover
-from krios.policies import Candidate
+from krios.control import handover
+from krios.control.policies import Candidate
 from krios.sim.model import Handover, Instance, PolicySpec, Timeline
 
 
 class Tracker(Protocol):
-    """What the engine needs of :class:`krios.passes.ZoneTracker`."""
+    """What the engine needs of :class:`krios.orbits.passes.ZoneTracker`."""
 
     def exit_time(self, sat_id: int, now: float) -> float: ...
 

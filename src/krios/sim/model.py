@@ -15,16 +15,16 @@ from krios.errors import ConfigError
 
 @dataclass(frozen=True)
 class PolicySpec:
-    """A simulated policy: who is chosen (a :mod:`krios.policies` name) and when.
+    """A simulated policy: who is chosen (a :mod:`krios.control.policies` name) and when.
 
     Attributes
     ----------
     name:
         The name users pass to ``--policy``.
     chooser:
-        The :mod:`krios.policies` ranking used for every choice.
+        The :mod:`krios.control.policies` ranking used for every choice.
     mode:
-        The :mod:`krios.handover` mode that times handovers away from a
+        The :mod:`krios.control.handover` mode that times handovers away from a
         satellite that is leaving the zone (``proactive`` or ``reactive``).
     follow_best:
         Also hand over whenever ``chooser`` ranks another satellite in the zone

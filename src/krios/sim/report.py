@@ -11,7 +11,7 @@ from typing import Any
 
 from krios.sim.metrics import Metrics
 from krios.sim.model import Timeline
-from krios.timeutil import iso
+from krios.config.times import iso
 
 _COLUMNS = (
     ("policy", "{}", "policy"),

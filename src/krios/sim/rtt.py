@@ -1,7 +1,7 @@
-"""Client RTT of many satellite positions under :class:`krios.latency.LatencyModel`.
+"""Client RTT of many satellite positions under :class:`krios.orbits.rtt.LatencyModel`.
 
 Kept for callers of the simulator's API: the fast farthest-client search that
-lived here is now the model's own (:func:`krios.latency.farthest_ring_range_km`,
+lived here is now the model's own (:func:`krios.orbits.rtt.farthest_ring_range_km`,
 used by :meth:`LatencyModel.client_range_km`), so the simulator, the emulator
 and the tests share one implementation.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from krios.latency import LatencyModel
+from krios.orbits.rtt import LatencyModel
 
 
 def client_range_km(model: LatencyModel, r_itrs: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@
 The grid is ``start + k * step_s`` for ``k = 0 .. K-1`` (unix s). For each
 pass (``enter <= t < exit``) the satellite's Earth-fixed ITRS position is
 computed at the grid instants inside it, with the orbital engine's SGP4 models
-and TEME->ITRS rotation (:mod:`krios.geometry`): one ``sgp4_array`` call per
+and TEME->ITRS rotation (:mod:`krios.orbits.geometry`): one ``sgp4_array`` call per
 satellite and one rotation for the whole zone. From these the engine finds
 when another satellite becomes closer (policies that follow the best
 satellite) and the RTT of whoever serves.
@@ -16,10 +16,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from krios import geometry
-from krios.constellation import Constellation
-from krios.latency import LatencyModel
-from krios.zones import Zone
+from krios.orbits import geometry
+from krios.orbits.constellation import Constellation
+from krios.orbits.rtt import LatencyModel
+from krios.orbits.zones import Zone
 
 
 class ZoneSamples:
@@ -31,12 +31,12 @@ class ZoneSamples:
         What is propagated and seen from where.
     passes:
         Objects with ``sat_id``, ``enter`` and ``exit`` (unix s), e.g.
-        :class:`krios.passes.Pass`: every pass that overlaps the run, and
+        :class:`krios.orbits.passes.Pass`: every pass that overlaps the run, and
         those that begin soon after it (decisions near the end look ahead).
     start, end, step_s:
         The grid (unix s; seconds).
     gmst:
-        :func:`krios.geometry.gmst_angle` at every grid instant (rad), if the
+        :func:`krios.orbits.geometry.gmst_angle` at every grid instant (rad), if the
         caller already has it (it is the same for every zone).
 
     Attributes
@@ -47,7 +47,7 @@ class ZoneSamples:
         ``(P, 3)`` ITRS positions, km.
     range_km:
         ``(P,)`` slant range from the zone centre, km (what
-        :class:`krios.policies.Candidate` calls ``range_km``).
+        :class:`krios.control.policies.Candidate` calls ``range_km``).
     """
 
     def __init__(
@@ -88,8 +88,8 @@ class ZoneSamples:
         """ITRS positions (km) of every ``(pair_sat, pair_k)`` sample.
 
         SGP4 (TEME) per satellite over all its samples, then the rotation about
-        z through GMST that :mod:`krios.geometry` defines as TEME->ITRS
-        (:func:`~krios.geometry.rotate_teme_to_itrs`), with the angle looked up per
+        z through GMST that :mod:`krios.orbits.geometry` defines as TEME->ITRS
+        (:func:`~krios.orbits.geometry.rotate_teme_to_itrs`), with the angle looked up per
         grid instant instead of recomputed per sample.
         """
         total = len(self.pair_sat)
@@ -177,7 +177,7 @@ class ZoneSamples:
         return np.concatenate(out) if out else np.zeros(0, dtype=np.intp)
 
     def client_rtt_ms(self, model: LatencyModel, pairs: np.ndarray) -> np.ndarray:
-        """Client RTT (ms, :meth:`krios.latency.LatencyModel.client_rtt_ms`) of the samples
+        """Client RTT (ms, :meth:`krios.orbits.rtt.LatencyModel.client_rtt_ms`) of the samples
         ``pairs``; each sample is computed once per zone however many policies it serves."""
         if self._rtt is None:
             self._rtt = np.full(len(self.pair_k), np.nan)

@@ -1,0 +1,151 @@
+"""``krios bench cluster``: how fast the local control plane comes up and serves pods.
+
+One run: start a :class:`~krios.localcluster.LocalCluster` with ``workers`` virtual
+nodes and kube-scheduler, create ``pods`` pods through the API as fast as one
+client can, and time, per pod, creation -> bound (kube-scheduler) -> Running
+and Ready (virtual kubelet), then a graceful delete of all of them -> gone.
+Times are taken by a watch in this process (monotonic clock), not from the
+API's one-second timestamps.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from krios.localcluster.controlplane import LocalCluster
+from krios.localcluster.process import start_ticks
+from krios.localcluster.state import load_state
+
+NAMESPACE = "default"
+
+
+@dataclass
+class PodTimes:
+    """Monotonic seconds at which each pod was created, seen bound, seen Running/Ready, seen gone."""
+
+    created: dict[str, float] = field(default_factory=dict)
+    bound: dict[str, float] = field(default_factory=dict)
+    running: dict[str, float] = field(default_factory=dict)
+    gone: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class BenchResult:
+    workers: int
+    pods: int
+    up_s: float
+    create_s: float
+    all_bound_s: float
+    all_running_s: float
+    bind_latency_s: np.ndarray  # per pod: created -> bound
+    ready_latency_s: np.ndarray  # per pod: created -> Running/Ready
+    delete_s: float
+    kubelet_cpu_s: float
+    kubelet_rss_mb: float
+
+    def lines(self) -> list[str]:
+        def pct(a: np.ndarray) -> str:
+            p50, p99 = np.percentile(a, [50, 99])
+            return f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+
+        n = self.pods
+        return [
+            f"cluster up ({self.workers} virtual nodes + kube-scheduler): {self.up_s:.1f} s",
+            f"{n} pods created in {self.create_s:.1f} s ({n / self.create_s:.0f} pods/s, one client)",
+            f"all bound by kube-scheduler after {self.all_bound_s:.1f} s ({n / self.all_bound_s:.0f} pods/s); "
+            f"created -> bound {pct(self.bind_latency_s)}",
+            f"all Running/Ready after {self.all_running_s:.1f} s; created -> Ready {pct(self.ready_latency_s)} "
+            "(includes the configured ready delay)",
+            f"graceful delete of all {n}: gone after {self.delete_s:.1f} s",
+            f"virtual kubelet: {self.kubelet_cpu_s:.1f} s CPU, {self.kubelet_rss_mb:.0f} MB RSS",
+        ]
+
+
+def _proc_usage(pid: int) -> tuple[float, float]:
+    """(CPU seconds, RSS MB) of ``pid`` from /proc."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return cpu, rss
+
+
+def run(state_dir: Path, workers: int = 100, pods: int = 500, ready_delay_s: float = 1.0,
+        jitter_s: float = 0.2, timeout_s: float = 300.0) -> BenchResult:
+    """Run the benchmark in ``state_dir`` (the cluster is taken down afterwards)."""
+    from kubernetes import client
+
+    from krios.kube.reflector import Reflector, read_json
+
+    cluster = LocalCluster(state_dir, workers=workers, components=("kube-scheduler",),
+                           kubelet_ready_delay_s=ready_delay_s, kubelet_jitter_s=jitter_s,
+                           owner_pid=os.getpid())
+    t0 = time.monotonic()
+    cluster.up()
+    up_s = time.monotonic() - t0
+    times = PodTimes()
+    stop = threading.Event()
+    try:
+        with cluster.api_client() as api:
+            core = client.CoreV1Api(api)
+
+            def on_event(kind: str, pod: dict) -> None:
+                now, name = time.monotonic(), pod["metadata"]["name"]
+                if kind == "DELETED":
+                    times.gone.setdefault(name, now)
+                    return
+                if pod["spec"].get("nodeName"):
+                    times.bound.setdefault(name, now)
+                if (pod.get("status") or {}).get("phase") == "Running":
+                    times.running.setdefault(name, now)
+
+            watcher = Reflector("bench", lambda **kw: core.list_namespaced_pod(NAMESPACE, **kw),
+                                lambda items: [on_event("SYNC", p) for p in items], on_event, stop)
+            threading.Thread(target=watcher.run, daemon=True).start()
+            while watcher.resource_version is None:
+                time.sleep(0.05)
+            start = time.monotonic()
+            for i in range(pods):
+                name = f"bench-{i}"
+                body = {"metadata": {"name": name},
+                        "spec": {"containers": [{"name": "app", "image": "krios/bench"}]}}
+                times.created[name] = time.monotonic()
+                read_json(core.create_namespaced_pod(NAMESPACE, body, _preload_content=False))
+            create_s = time.monotonic() - start
+            _wait(lambda: len(times.running) >= pods, timeout_s, "pods Running")
+            delete_start = time.monotonic()
+            core.delete_collection_namespaced_pod(NAMESPACE)
+            _wait(lambda: len(times.gone) >= pods, timeout_s, "pods deleted")
+            delete_s = time.monotonic() - delete_start
+        kubelet_pid = load_state(state_dir).processes["virtual-kubelet"].pid
+        cpu, rss = _proc_usage(kubelet_pid) if kubelet_pid and start_ticks(kubelet_pid) else (float("nan"),) * 2
+    finally:
+        stop.set()
+        cluster.down()
+    names = list(times.created)
+    return BenchResult(
+        workers=workers, pods=pods, up_s=up_s, create_s=create_s,
+        all_bound_s=max(times.bound.values()) - start,
+        all_running_s=max(times.running.values()) - start,
+        bind_latency_s=np.array([times.bound[n] - times.created[n] for n in names]),
+        ready_latency_s=np.array([times.running[n] - times.created[n] for n in names]),
+        delete_s=delete_s, kubelet_cpu_s=cpu, kubelet_rss_mb=rss,
+    )
+
+
+def _wait(check, timeout_s: float, what: str) -> None:
+    from krios.errors import ClusterError
+
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise ClusterError(f"timed out after {timeout_s:.0f} s waiting for {what}", source="bench cluster")
+        time.sleep(0.05)

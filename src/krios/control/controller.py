@@ -1,0 +1,440 @@
+"""The krios handover controller: move an app before its satellite leaves the zone.
+
+Managed pods: bound to a node, not terminating, ``spec.schedulerName`` equal to
+the krios scheduler's name, labelled ``leozone`` (optional ``radius``), and not
+owned by a workload controller. Every copy of one app shares the *app key*: its
+``krios.io/app-instance`` label, or, for the first copy, its own name.
+
+For each Ready copy ``P`` the controller reads the ``sat_id`` of ``P``'s node
+(following relabels), predicts when that satellite leaves the zone
+(:meth:`krios.orbits.passes.ZoneTracker.exit_time`, emulated time) and, when
+:func:`krios.control.handover.due` says so (``proactive``: ``lookahead_s`` before the
+exit; ``reactive``: after it), makes before it breaks:
+
+1. picks the successor node with :func:`krios.control.handover.pick_successor` (in the
+   zone now or entering before ``P``'s satellite leaves; ranked by the policy,
+   preferring satellites that stay past ``P``'s exit);
+2. creates ``S``: ``P``'s spec with ``nodeName`` set to that node (the
+   controller binds directly, since only it knows the "must outlast ``P``"
+   constraint; ``schedulerName`` is kept), labels copied plus
+   ``krios.io/app-instance``, annotations ``krios.io/handover-from: P`` and
+   ``krios.io/handover-started: <wall unix s>``. Its name is derived from
+   ``P``'s uid and the attempt number, so a create repeated after a crash or a
+   lost answer is idempotent (409);
+3. once ``S`` is Ready (and its satellite is in the zone, or ``P``'s has left),
+   deletes ``P``.
+
+If ``S`` is not Ready within ``ready_timeout_s`` (wall seconds) the failure is
+recorded on ``P`` (annotation ``krios.io/handover-failed: node=sat,...``; those
+nodes are skipped while they carry the same satellite), ``S`` is deleted,
+``P`` is kept, a ``Warning`` Event says why, and the next attempt picks another
+node. All state lives in these labels and annotations, so a restarted (or
+newly elected) controller resumes a handover where it stopped: it never
+leaves the app without a Ready copy, nor two copies once it is done.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import math
+import random
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes.client import ApiClient
+
+from krios.control import handover, policies
+from krios.control.daemon import Daemon
+from krios.errors import ConfigError
+from krios.kube.informer import Informer, Obj, object_key
+from krios.control.placement import (
+    LEOZONE_LABEL,
+    annotations,
+    labels,
+    name_of,
+    node_is_worker,
+    node_ready,
+    pod_node,
+    pod_ready,
+    pod_terminating,
+    pod_zone,
+)
+from krios.kube.client import pod_path, status_of
+from krios.control.scheduler import DEFAULT_NAME as SCHEDULER_NAME
+
+log = logging.getLogger(__name__)
+
+APP_LABEL = "krios.io/app-instance"
+FROM_ANNOTATION = "krios.io/handover-from"
+STARTED_ANNOTATION = "krios.io/handover-started"
+EXIT_ANNOTATION = "krios.io/handover-exit"
+FAILED_ANNOTATION = "krios.io/handover-failed"
+_TOKEN_VOLUME = re.compile(r"^(kube-api-access-[a-z0-9]+|.+-token-[a-z0-9]{5})$")
+
+
+def app_key(pod: Obj) -> str:
+    """The app a pod is a copy of: its ``krios.io/app-instance`` label, else its name."""
+    return labels(pod).get(APP_LABEL) or name_of(pod)
+
+
+def failed_nodes(pod: Obj) -> dict[str, int]:
+    """``node -> sat_id`` of the failed successor attempts recorded on ``pod``."""
+    out: dict[str, int] = {}
+    for item in (annotations(pod).get(FAILED_ANNOTATION) or "").split(","):
+        node, _, sat = item.partition("=")
+        if node and sat.lstrip("-").isdigit():
+            out[node] = int(sat)
+    return out
+
+
+def successor_name(app: str, pod: Obj, attempt: int) -> str:
+    """Deterministic name of the ``attempt``-th successor of ``pod`` (idempotent creates)."""
+    digest = hashlib.sha1(f"{pod['metadata'].get('uid')}/{attempt}".encode()).hexdigest()[:8]
+    return f"{app[:52].rstrip('-.')}-{digest}"
+
+
+def successor_body(pod: Obj, app: str, node: str, name: str, exit_time: float, wall: float) -> Obj:
+    """The successor of ``pod``: same spec bound to ``node``, labels plus the handover state."""
+    meta = pod["metadata"]
+    spec = copy.deepcopy(pod.get("spec") or {})
+    spec["nodeName"] = node
+    # the service-account admission adds a token volume per pod; let it add its own
+    drop = {v["name"] for v in spec.get("volumes") or [] if _TOKEN_VOLUME.match(v.get("name", ""))}
+    if drop:
+        spec["volumes"] = [v for v in spec["volumes"] if v["name"] not in drop]
+        for key in ("containers", "initContainers"):
+            for c in spec.get(key) or []:
+                c["volumeMounts"] = [m for m in c.get("volumeMounts") or [] if m.get("name") not in drop]
+    notes = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith("krios.io/")}
+    notes.update({
+        FROM_ANNOTATION: meta["name"],
+        STARTED_ANNOTATION: f"{wall:.6f}",
+        EXIT_ANNOTATION: "nan" if math.isnan(exit_time) else f"{exit_time:.3f}",
+    })
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": meta["namespace"],
+            "labels": {**(meta.get("labels") or {}), APP_LABEL: app},
+            "annotations": notes,
+        },
+        "spec": spec,
+    }
+
+
+class Controller(Daemon):
+    """The handover controller daemon (see the module docstring).
+
+    Parameters (beyond :class:`~krios.control.daemon.Daemon`'s)
+    ---------------------------------------------------
+    scheduler_name:
+        Manage pods with this ``spec.schedulerName``.
+    policy, seed:
+        Successor ranking (:mod:`krios.control.policies`) and the ``random`` policy's seed.
+    mode:
+        ``proactive`` or ``reactive``.
+    lookahead_s:
+        Proactive lead time, *emulated* seconds before the exit.
+    ready_timeout_s:
+        Wall seconds a successor may take to become Ready.
+    resync_s:
+        Longest sleep between two passes over the managed pods (wall seconds).
+    on_handover:
+        Called with a ``handovers`` row (:mod:`krios.results.schema`: ``t_sim``,
+        ``from_node``, ``to_node``, ``from_sat``, ``to_sat``, ``lead_s``, ``mode``)
+        after each completed handover, e.g. to record it in the results store.
+    """
+
+    component = "krios-controller"
+
+    def __init__(
+        self,
+        api: ApiClient,
+        constellation: Any,
+        *,
+        scheduler_name: str = SCHEDULER_NAME,
+        policy: str = "krios",
+        seed: int = 0,
+        mode: str = "proactive",
+        lookahead_s: float = 30.0,
+        ready_timeout_s: float = 60.0,
+        resync_s: float = 1.0,
+        on_handover: Callable[[dict[str, Any]], None] | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(api, constellation, **kw)
+        self.on_handover = on_handover
+        self.scheduler_name = scheduler_name
+        self.policy = policies.check_policy(policy)
+        self.mode = handover.check_mode(mode)
+        self.lookahead_s = float(lookahead_s)
+        self.ready_timeout_s = float(ready_timeout_s)
+        self.resync_s = float(resync_s)
+        self._rng = random.Random(seed)
+        self.pods = Informer(
+            self.watch_client, "/api/v1/pods", name="pods",
+            field_selector=f"spec.schedulerName={scheduler_name}", label_selector=LEOZONE_LABEL,
+        )
+        self._wake = threading.Event()
+        for inf in (self.pods, self.nodes):
+            inf.add_handler(lambda *_: self._wake.set())
+        self._thread: threading.Thread | None = None
+        self._noted: dict[str, str] = {}  # pod key -> last "waiting" note (log/event dedupe)
+        #: Counters: handovers started/completed/failed, API errors.
+        self.stats = Counter()
+
+    def informers(self) -> list[Informer]:
+        return [*super().informers(), self.pods]
+
+    def run_threads(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="handover", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:  # finish the pass under way before giving the lease up
+            self._thread.join(10)
+        super().stop()
+
+    def on_world_changed(self) -> None:
+        self._wake.set()
+
+    # -- loop -------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            if not self.wait_leading(1.0):
+                continue
+            self._wake.clear()
+            try:
+                next_wall = self.reconcile()
+            except Exception:
+                log.exception("reconcile failed")
+                next_wall = time.time() + self.resync_s
+            delay = min(self.resync_s, max(0.0, next_wall - time.time()))
+            self._wake.wait(delay)
+            self._stop.wait(0.02)  # coalesce bursts of cache events
+
+    def reconcile(self) -> float:
+        """One pass over every managed app; returns the wall time of the next deadline."""
+        wall = time.time()
+        now = self.now()
+        nxt = wall + self.resync_s
+        nodes = {name_of(n): n for n in self.nodes.list()}
+        apps: dict[tuple[str, str], list[Obj]] = {}
+        for pod in self.pods.list():
+            if self._managed(pod):
+                apps.setdefault((pod["metadata"]["namespace"], app_key(pod)), []).append(pod)
+        for (_ns, app), pods in sorted(apps.items()):
+            if not self.leading() or self._stop.is_set():
+                break
+            try:
+                nxt = min(nxt, self._reconcile_app(app, pods, nodes, now, wall))
+            except Exception:
+                log.exception("app %s/%s: reconcile failed", _ns, app)
+        return nxt
+
+    def _managed(self, pod: Obj) -> bool:
+        meta = pod.get("metadata") or {}
+        owned = any(ref.get("controller") for ref in meta.get("ownerReferences") or [])
+        return (not owned and bool(pod_node(pod)) and not pod_terminating(pod)
+                and (pod.get("spec") or {}).get("schedulerName") == self.scheduler_name)
+
+    def _reconcile_app(self, app: str, pods: list[Obj], nodes: dict[str, Obj], now: float, wall: float) -> float:
+        by_name = {name_of(p): p for p in pods}
+        successors: dict[str, list[Obj]] = {}
+        for p in pods:
+            src = annotations(p).get(FROM_ANNOTATION)
+            if src in by_name and src != name_of(p):
+                successors.setdefault(src, []).append(p)
+        nxt = math.inf
+        for pod in sorted(pods, key=name_of):
+            src = annotations(pod).get(FROM_ANNOTATION)
+            if src in by_name and src != name_of(pod):
+                continue  # a successor still in flight: handled with its predecessor
+            if name_of(pod) in successors:
+                nxt = min(nxt, self._progress(app, pod, successors[name_of(pod)], nodes, now, wall))
+            elif pod_ready(pod):
+                nxt = min(nxt, self._watch_exit(app, pod, nodes, now, wall))
+        return nxt
+
+    # -- steady state: is a handover due? ------------------------------------------------------
+    def _zone(self, pod: Obj) -> Any:
+        try:
+            return pod_zone(pod, self.min_elevation_deg)
+        except ConfigError as err:
+            self.warn_once(pod, "InvalidLabel", f"cannot hand over: {err}",
+                           value=labels(pod).get(LEOZONE_LABEL))
+            return None
+
+    def _watch_exit(self, app: str, pod: Obj, nodes: dict[str, Obj], now: float, wall: float) -> float:
+        zone = self._zone(pod)
+        if zone is None:
+            return math.inf
+        node = nodes.get(pod_node(pod) or "")
+        sat = self.sat_of(node) if node is not None else None
+        # a node without a satellite (any more) makes the handover due at once (nan)
+        exit_time = math.nan if sat is None else self.trackers.call(zone, lambda t: t.exit_time(sat, now))
+        if not handover.due(now, exit_time, self.mode, self.lookahead_s):
+            start = handover.start_time(exit_time, self.mode, self.lookahead_s)
+            clock = self.clock
+            return clock.wall_at(start) if clock.rate > 0 else math.inf  # a paused clock never gets there
+        self._start(app, pod, zone, sat, exit_time, nodes, now, wall)
+        return wall + self.resync_s
+
+    def _eligible(self, app: str, pod: Obj, nodes: dict[str, Obj]) -> dict[int, str]:
+        failed = failed_nodes(pod)
+        busy = {pod_node(p) for p in self.pods.list()
+                if app_key(p) == app and p["metadata"]["namespace"] == pod["metadata"]["namespace"]}
+        out: dict[int, str] = {}
+        for name in sorted(nodes):
+            node = nodes[name]
+            if name in busy or not node_ready(node) or not node_is_worker(node):
+                continue
+            sat = self.sat_of(node)
+            if sat is None or failed.get(name) == sat:
+                continue
+            out.setdefault(sat, name)
+        return out
+
+    def _start(self, app: str, pod: Obj, zone: Any, sat: int | None, exit_time: float,
+               nodes: dict[str, Obj], now: float, wall: float) -> None:
+        key = object_key(pod)
+        eligible = self._eligible(app, pod, nodes)
+        best = self.trackers.call(zone, lambda t: handover.pick_successor(
+            t, now, sat, eligible, self.policy, self._rng,
+            exit_time=None if sat is None else exit_time))
+        if best is None or best.node is None:
+            note = f"no eligible node has a satellite in zone {labels(pod).get(LEOZONE_LABEL)} before sat {sat} leaves"
+            if self._noted.get(key) != note:
+                self._noted[key] = note
+                self.events.event(pod, "Warning", "NoSuccessor", "Handover", note)
+            return
+        self._noted.pop(key, None)
+        attempt = len(failed_nodes(pod))
+        name = successor_name(app, pod, attempt)
+        body = successor_body(pod, app, best.node, name, exit_time, wall)
+        ns = pod["metadata"]["namespace"]
+        try:
+            self.client.post(pod_path(ns), body)
+        except Exception as exc:
+            if status_of(exc) == 409:  # created before a crash or a lost answer
+                log.info("%s: successor %s exists already", key, name)
+                return
+            self.stats["errors"] += 1
+            log.warning("%s: cannot create successor %s: %s", key, name, status_of(exc) or exc)
+            return
+        self.stats["started"] += 1
+        left = "now" if math.isnan(exit_time) else f"in {exit_time - now:.0f} s"
+        self.events.event(pod, "Normal", "HandoverStarted", "Handover",
+                          f"sat {sat} leaves zone {labels(pod).get(LEOZONE_LABEL)} {left}; starting {name} on "
+                          f"{best.node} (sat {best.sat_id}, {best.remaining_s:.0f} s in zone)")
+        log.info("%s: handover started to %s on %s (sat %s -> %s)", key, name, best.node, sat, best.sat_id)
+
+    # -- in flight: wait for the successor, then delete the old copy ----------------------------
+    def _progress(self, app: str, pod: Obj, succs: list[Obj], nodes: dict[str, Obj], now: float, wall: float) -> float:
+        ready = [s for s in succs if pod_ready(s)]
+        if ready:
+            keep = min(ready, key=lambda s: float(annotations(s).get(STARTED_ANNOTATION) or 0))
+            for extra in succs:  # never more than one successor survives
+                if extra is not keep:
+                    self._delete(extra, "duplicate successor")
+            if not self._cutover_ok(pod, keep, nodes, now):
+                return wall + self.resync_s
+            if self._delete(pod, f"replaced by {name_of(keep)}"):
+                self.stats["completed"] += 1
+                self._record(pod, keep, nodes, now)
+                self.events.event(keep, "Normal", "HandoverCompleted", "Handover",
+                                  f"replaced {name_of(pod)} on {pod_node(pod)} by {name_of(keep)} on {pod_node(keep)}",
+                                  related=pod)
+                log.info("%s: handover completed: %s -> %s", object_key(pod), name_of(pod), name_of(keep))
+            return wall + self.resync_s
+        nxt = math.inf
+        for succ in succs:
+            try:
+                started = float(annotations(succ).get(STARTED_ANNOTATION) or "nan")
+            except ValueError:
+                started = math.nan
+            if math.isnan(started):
+                started = wall  # not ours to judge; give it the full timeout from now
+            deadline = started + self.ready_timeout_s
+            if wall < deadline:
+                nxt = min(nxt, deadline)
+                continue
+            self._fail(pod, succ, nodes)
+            nxt = min(nxt, wall + self.resync_s)
+        return nxt
+
+    def _record(self, old: Obj, new: Obj, nodes: dict[str, Obj], now: float) -> None:
+        if self.on_handover is None:
+            return
+        sats = []
+        for pod in (old, new):
+            node = nodes.get(pod_node(pod) or "")
+            sats.append(self.sat_of(node) if node is not None else None)
+        try:
+            exit_time = float(annotations(new).get(EXIT_ANNOTATION) or "nan")
+        except ValueError:
+            exit_time = math.nan
+        row = {"t_sim": now, "from_node": pod_node(old), "to_node": pod_node(new), "from_sat": sats[0],
+               "to_sat": sats[1], "lead_s": None if math.isnan(exit_time) else exit_time - now, "mode": self.mode}
+        try:
+            self.on_handover(row)
+        except Exception:
+            log.exception("recording the handover failed")
+
+    def _cutover_ok(self, pod: Obj, succ: Obj, nodes: dict[str, Obj], now: float) -> bool:
+        """Delete the old copy only once the successor's satellite serves the zone (or the old one's left)."""
+        zone = self._zone(pod)
+        if zone is None:
+            return True
+        new_node, old_node = nodes.get(pod_node(succ) or ""), nodes.get(pod_node(pod) or "")
+        new_sat = self.sat_of(new_node) if new_node is not None else None
+        old_sat = self.sat_of(old_node) if old_node is not None else None
+        in_zone = set(self.trackers.call(zone, lambda t: [int(s) for s in t.in_zone(now)]))
+        return new_sat in in_zone or old_sat not in in_zone
+
+    def _fail(self, pod: Obj, succ: Obj, nodes: dict[str, Obj]) -> None:
+        node = pod_node(succ) or ""
+        node_obj = nodes.get(node)
+        sat = self.sat_of(node_obj) if node_obj is not None else None
+        failed = failed_nodes(pod)
+        failed[node] = -1 if sat is None else sat
+        value = ",".join(f"{n}={s}" for n, s in sorted(failed.items()))
+        meta = pod["metadata"]
+        try:  # record first: a crash after this still tries another node next time
+            self.client.patch(pod_path(meta["namespace"], meta["name"]),
+                              {"metadata": {"annotations": {FAILED_ANNOTATION: value}}})
+        except Exception as exc:
+            log.warning("%s: cannot record the failed handover: %s", object_key(pod), status_of(exc) or exc)
+            return
+        if self._delete(succ, "not Ready in time", grace_s=0):
+            self.stats["failed"] += 1
+            self.events.event(pod, "Warning", "HandoverFailed", "Handover",
+                              f"successor {name_of(succ)} on {node} not Ready within {self.ready_timeout_s:g} s; "
+                              f"deleted it, keeping {name_of(pod)}, will try another node", related=succ)
+
+    def _delete(self, pod: Obj, why: str, grace_s: int | None = None) -> bool:
+        meta = pod["metadata"]
+        body: Obj = {"apiVersion": "v1", "kind": "DeleteOptions",
+                     "preconditions": {"uid": meta.get("uid")}}
+        if grace_s is not None:
+            body["gracePeriodSeconds"] = grace_s
+        try:
+            self.client.delete(pod_path(meta["namespace"], meta["name"]), body)
+        except Exception as exc:
+            if status_of(exc) in (404, 409):  # gone already (or replaced by a namesake)
+                return True
+            self.stats["errors"] += 1
+            log.warning("cannot delete %s (%s): %s", object_key(pod), why, status_of(exc) or exc)
+            return False
+        log.info("deleted %s: %s", object_key(pod), why)
+        return True

@@ -1,0 +1,348 @@
+"""What the scheduler and the controller share: caches, clock, orbits, leadership.
+
+A :class:`Daemon` keeps watch-fed caches of the nodes and of the ConfigMaps in
+``krios-system`` (the emulated clock ``krios-clock`` and the latency matrix
+``krios-latency``), one :class:`ZoneTrackers` cache of pass predictions per
+zone (built from the constellation once, never per pod), an
+:class:`~krios.kube.recorder.EventRecorder`, and optionally a
+:class:`~krios.kube.leader.LeaderElector`: subclasses only act while
+:meth:`Daemon.leading`.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import urllib3
+from kubernetes.client import ApiClient
+
+from krios.kube.clock import KEY as CLOCK_KEY
+from krios.kube.clock import NAME as CLOCK_NAME
+from krios.kube.clock import Clock
+from krios.errors import ConfigError
+from krios.kube.informer import Informer, Obj
+from krios.kube.leader import LeaderElector, default_identity
+from krios.control.placement import LATENCY_CONFIGMAP, SYSTEM_NAMESPACE, LatencyMatrix, name_of, node_sat_id
+from krios.kube.client import RawClient
+from krios.kube.recorder import EventRecorder
+
+log = logging.getLogger(__name__)
+
+_MISSING = object()
+#: Re-read an expiring API token (exec plugins, OIDC) at most this often (s).
+API_KEY_REFRESH_S = 10.0
+#: Re-evaluate pending work after latency-matrix updates at most this often (s).
+WORLD_CHANGE_EVERY_S = 1.0
+
+#: Move the heap to the GC's permanent generation this often (s): see :func:`_freeze_heap`.
+GC_FREEZE_EVERY_S = 30.0
+
+
+def _client_with_pool(api: ApiClient, maxsize: int) -> ApiClient:
+    """A new :class:`ApiClient` with ``api``'s configuration and its own pool of ``maxsize`` connections."""
+    cfg = copy.deepcopy(api.configuration)
+    cfg.connection_pool_maxsize = maxsize
+    # one quick retry for a pooled connection the server closed; longer outages are
+    # the daemon's business (backoff), not urllib3's (three warnings per request)
+    cfg.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=0, other=0)
+    hook = cfg.refresh_api_key_hook
+    if hook is not None:
+        # The kubeconfig loader re-applies the whole configuration (and scans the
+        # environment for proxies) before *every* request: a quarter of a request's
+        # CPU. Tokens that expire are refreshed by it all the same, at most every 10 s.
+        state = {"hook": hook, "last": -math.inf}
+
+        def refresh(c: Any) -> None:
+            now = time.monotonic()
+            if now - state["last"] >= API_KEY_REFRESH_S:
+                state["last"] = now
+                state["hook"](c)
+                # the loader installs a fresh hook of its own each time: keep ours in front
+                if c.refresh_api_key_hook is not refresh:
+                    state["hook"] = c.refresh_api_key_hook or state["hook"]
+                    c.refresh_api_key_hook = refresh
+
+        cfg.refresh_api_key_hook = refresh
+    return ApiClient(cfg)
+
+
+def _freeze_heap() -> None:
+    """Exclude every object alive now from future cyclic-GC scans (:func:`gc.freeze`).
+
+    The caches hold thousands of JSON objects (acyclic: reference counting
+    frees them), and a full collection scanning them all stalls every thread
+    for tens of ms -- the scheduler's latency tail. Frozen objects are still
+    freed when no longer referenced.
+    """
+    gc.collect(1)
+    gc.freeze()
+
+
+class ZoneTrackers:
+    """One :class:`krios.orbits.passes.ZoneTracker` per zone, built on first use, LRU-bounded.
+
+    Calls go through :meth:`call`, which holds the tracker's lock: the
+    trackers cache pass predictions and the daemons use them from several threads.
+    """
+
+    def __init__(self, constellation: Any, horizon_s: float = 3600.0, max_zones: int = 64) -> None:
+        self.constellation = constellation
+        self.horizon_s = horizon_s
+        self.max_zones = max_zones
+        self._lock = threading.Lock()
+        self._trackers: OrderedDict[tuple, tuple[Any, threading.Lock]] = OrderedDict()
+
+    @staticmethod
+    def zone_key(zone: Any) -> tuple:
+        return (zone.lat_deg, zone.lon_deg, zone.radius_km, zone.min_elevation_deg)
+
+    def get(self, zone: Any) -> tuple[Any, threading.Lock]:
+        from krios.orbits.passes import ZoneTracker
+
+        key = self.zone_key(zone)
+        with self._lock:
+            entry = self._trackers.get(key)
+            if entry is not None:
+                self._trackers.move_to_end(key)
+                return entry
+        tracker = ZoneTracker(self.constellation, zone, horizon_s=self.horizon_s)
+        with self._lock:
+            entry = self._trackers.setdefault(key, (tracker, threading.Lock()))
+            while len(self._trackers) > self.max_zones:
+                self._trackers.popitem(last=False)
+            return entry
+
+    def call(self, zone: Any, fn: Callable[[Any], Any]) -> Any:
+        """``fn(tracker)`` under the zone tracker's lock."""
+        tracker, lock = self.get(zone)
+        with lock:
+            return fn(tracker)
+
+
+class Daemon:
+    """Base of the krios scheduler and controller.
+
+    Parameters
+    ----------
+    api:
+        Configured API client.
+    constellation:
+        :class:`krios.orbits.constellation.Constellation` (built once by the caller).
+    component:
+        ``krios-scheduler`` or ``krios-controller``: the Lease name and the
+        events' ``reportingController`` (``krios.io/<component>``).
+    qps, burst:
+        Client-side rate limit of the daemon's main client (binds, pod
+        writes); events and leader election get their own, as in client-go.
+    min_elevation_deg:
+        Elevation mask for zones read from pod labels.
+    leader_elect:
+        Campaign for the Lease ``<lease_namespace>/<component>``; without it the
+        daemon acts at once (single replica).
+    lease_timing_s:
+        Lease duration, renew deadline and retry period (client-go's 15, 10, 2 s).
+    clock:
+        A fixed emulated clock; default: follow the ``krios-clock`` ConfigMap
+        (real time while there is none).
+    """
+
+    component = "krios-daemon"
+
+    def __init__(
+        self,
+        api: ApiClient,
+        constellation: Any,
+        *,
+        component: str | None = None,
+        qps: float = 50.0,
+        burst: int = 100,
+        min_elevation_deg: float = 25.0,
+        horizon_s: float = 3600.0,
+        leader_elect: bool = True,
+        lease_namespace: str = SYSTEM_NAMESPACE,
+        lease_timing_s: tuple[float, float, float] = (15.0, 10.0, 2.0),
+        identity: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.component = component or self.component
+        self.api = api
+        self.constellation = constellation
+        self.n_sats = len(constellation)
+        self.min_elevation_deg = float(min_elevation_deg)
+        self.identity = identity or default_identity(self.component)
+        # Separate connection pools: each watch holds a connection for minutes,
+        # and requests from the worker threads must never queue behind them or
+        # open throw-away TLS connections because the pool is full.
+        self.client = RawClient(_client_with_pool(api, 32), qps, burst)
+        self.watch_client = RawClient(_client_with_pool(api, 8), qps, burst)
+        self.events = EventRecorder(RawClient(_client_with_pool(api, 4), qps, burst),
+                                    f"krios.io/{self.component}", self.identity)
+        self.trackers = ZoneTrackers(constellation, horizon_s=horizon_s)
+        self.nodes = Informer(self.watch_client, "/api/v1/nodes", name="nodes")
+        self.configmaps = Informer(
+            self.watch_client, f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/configmaps", name="configmaps"
+        )
+        self._fixed_clock = clock
+        self._clock = clock or Clock.real()
+        self.latency = LatencyMatrix.empty()
+        self._warned: dict[str, str] = {}  # object key -> last invalid value warned about
+        self._warn_lock = threading.Lock()
+        self._sat_cache: dict[str | None, int | None] = {}  # valid sat_id label value -> int
+        self._pending_wake: threading.Timer | None = None
+        self._last_wake = -float("inf")
+        self._stop = threading.Event()
+        self.configmaps.add_handler(self._on_configmap)
+        self.elector: LeaderElector | None = None
+        if leader_elect:
+            self.elector = LeaderElector(
+                RawClient(_client_with_pool(api, 2), 0, 1), lease_namespace, self.component, self.identity,
+                lease_duration_s=lease_timing_s[0], renew_deadline_s=lease_timing_s[1],
+                retry_period_s=lease_timing_s[2],
+                on_started=self.on_started_leading, on_stopped=self.on_stopped_leading,
+            )
+
+    def prewarm(self, zone: Any) -> None:
+        """Predict ``zone``'s passes now, so the first pod of that zone does not wait for it."""
+        now = self.now()
+        self.trackers.call(zone, lambda t: t.in_zone(now))
+
+    # -- lifecycle --------------------------------------------------------------------
+    def informers(self) -> list[Informer]:
+        return [self.nodes, self.configmaps]
+
+    def start(self, sync_timeout: float | None = None) -> Daemon:
+        """Start the caches (waiting for their first list), then campaign / act."""
+        for inf in self.informers():
+            inf.start()
+        for inf in self.informers():
+            inf.wait_synced(sync_timeout)
+        _freeze_heap()
+        threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True).start()
+        if self.elector is not None:
+            self.elector.start()
+        self.run_threads()
+        return self
+
+    def _housekeeping(self) -> None:
+        while not self._stop.wait(GC_FREEZE_EVERY_S):
+            _freeze_heap()
+
+    def run_threads(self) -> None:
+        """Start the subclass's worker threads (after the caches are synced)."""
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._warn_lock:
+            if self._pending_wake is not None:
+                self._pending_wake.cancel()
+        if self.elector is not None:
+            self.elector.stop()
+        for inf in self.informers():
+            inf.stop()
+        self.events.stop()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until :meth:`stop` (``True``) or ``timeout``."""
+        return self._stop.wait(timeout)
+
+    def leading(self) -> bool:
+        return self.elector is None or self.elector.is_leader()
+
+    def wait_leading(self, timeout: float) -> bool:
+        return self.elector is None or self.elector.wait_leading(timeout)
+
+    def on_started_leading(self) -> None:
+        log.info("%s %s is leading", self.component, self.identity)
+
+    def on_stopped_leading(self) -> None:
+        log.warning("%s %s lost the lead; standing by", self.component, self.identity)
+
+    # -- clock and latency ---------------------------------------------------------------
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    def now(self) -> float:
+        """Emulated unix seconds now."""
+        return self._clock.now()
+
+    def on_world_changed(self) -> None:
+        """The clock or the latency matrix changed (subclasses re-evaluate)."""
+
+    def _on_configmap(self, etype: str, cm: Obj, old: Obj | None) -> None:
+        name = name_of(cm)
+        if name == CLOCK_NAME and self._fixed_clock is None:
+            clock = Clock.real()
+            text = None if etype == "DELETED" else (cm.get("data") or {}).get(CLOCK_KEY)
+            if text:
+                try:
+                    clock = Clock.from_json(text)
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.warning("ConfigMap %s/%s: %s: invalid (%s); using real time",
+                                SYSTEM_NAMESPACE, CLOCK_NAME, CLOCK_KEY, exc)
+            if clock != self._clock:
+                self._clock = clock
+                log.info("clock: %s", clock)
+                self.on_world_changed()
+        elif name == LATENCY_CONFIGMAP:
+            try:
+                self.latency = LatencyMatrix.from_configmap(None if etype == "DELETED" else cm)
+            except ConfigError as err:
+                self.warn_once(cm, "InvalidLatencyMatrix", str(err), value=cm["metadata"].get("resourceVersion"))
+                return
+            # the emulator republishes the matrix every tick (several per second when
+            # accelerated): re-evaluate at most once per second, but never miss the last one
+            self._throttled_world_changed()
+
+    def _throttled_world_changed(self) -> None:
+        with self._warn_lock:
+            if self._pending_wake is not None:
+                return  # a re-evaluation is already scheduled and will see this matrix
+            wait = self._last_wake + WORLD_CHANGE_EVERY_S - time.monotonic()
+            if wait > 0:
+                self._pending_wake = threading.Timer(wait, self._fire_world_changed)
+                self._pending_wake.daemon = True
+                self._pending_wake.start()
+                return
+            self._last_wake = time.monotonic()
+        self.on_world_changed()
+
+    def _fire_world_changed(self) -> None:
+        with self._warn_lock:
+            self._pending_wake = None
+            self._last_wake = time.monotonic()
+        self.on_world_changed()
+
+    # -- invalid input ----------------------------------------------------------------------
+    def warn_once(self, obj: Obj, reason: str, note: str, value: str | None = None) -> None:
+        """A ``Warning`` event about ``obj`` unless the same ``value`` was already reported."""
+        meta = obj.get("metadata") or {}
+        key = f"{obj.get('kind')}/{meta.get('namespace', '')}/{meta.get('name')}/{reason}"
+        with self._warn_lock:
+            if self._warned.get(key) == (value or note):
+                return
+            self._warned[key] = value or note
+        self.events.event(obj, "Warning", reason, "Validating", note)
+
+    def sat_of(self, node: Obj) -> int | None:
+        """The node's ``sat_id``; an invalid one is reported (once) and treated as absent."""
+        raw = (node["metadata"].get("labels") or {}).get("sat_id")
+        cached = self._sat_cache.get(raw, _MISSING)
+        if cached is not _MISSING:  # a valid label value seen before
+            return cached
+        try:
+            sat = node_sat_id(node, self.n_sats)
+        except ConfigError as err:
+            self.warn_once(node, "InvalidSatId", str(err), value=raw)
+            return None
+        if len(self._sat_cache) < 100_000:
+            self._sat_cache[raw] = sat
+        return sat

@@ -1,0 +1,452 @@
+"""The satellite emulator: worker nodes play satellites as the constellation moves over the zone.
+
+Emulated time runs from ``start`` at ``acceleration`` emulated seconds per
+wall second (``t_sim = start + (wall - wall0) * acceleration``). The emulator
+publishes that clock (ConfigMap ``krios-clock``, :mod:`krios.kube.clock`) so the
+scheduler and controller share it, then every ``tick_s`` emulated seconds:
+
+1. reads the nodes (their ``sat_id`` labels) and the app's pods (label
+   ``leozone=<zone>``): which nodes serve (Ready pod) or are starting one;
+2. computes the assignment with :func:`krios.emulation.mapping.assign` (serving node
+   keeps its satellite while in the zone; the others get satellites in or
+   about to enter the zone so that a successor always exists);
+3. patches ``sat_id`` on each node whose label differs: one merge patch per
+   changed node, never a removal, so a node is never unlabelled;
+4. publishes the mapping (ConfigMap ``krios-emulator``, key ``mapping.json``)
+   and the latency matrix (``krios-latency``, key ``matrix.json``, model in
+   :mod:`krios.orbits.rtt`), appends a JSON Lines record, and writes one row per
+   node to the results store (table ``ticks``).
+
+When a tick's work overruns the next tick's wall time, the missed ticks are
+skipped (counted), never bunched. API errors are logged and retried on the
+next tick (the labels are compared with the wanted mapping every tick), so
+the emulator survives an API server restart. Labels are left in place at exit
+so that the scheduler keeps working.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import re
+import statistics
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from krios.emulation import mapping
+from krios.emulation.appview import pod_ready_since
+from krios.kube.clock import Clock
+from krios.orbits.constellation import Constellation
+from krios.errors import ConfigError
+from krios.orbits.rtt import LatencyModel, matrix_document
+from krios.orbits.passes import ZoneTracker
+from krios.config.times import iso, parse_time
+from krios.orbits.zones import Zone
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "krios-system"
+MAPPING_CM, MAPPING_KEY = "krios-emulator", "mapping.json"
+LATENCY_CM, LATENCY_KEY = "krios-latency", "matrix.json"
+SAT_LABEL = "sat_id"
+LEOZONE_LABEL = "leozone"
+CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/master", "node-role.kubernetes.io/control-plane")
+#: Per-request timeout (s, connect and read) of the tick loop's API calls, so a hung API server
+#: delays a tick by a bounded time (missed ticks are then skipped).
+REQUEST_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """What to emulate; times in unix s (emulated), durations in emulated s."""
+
+    scenario: str
+    zone: Zone
+    leozone: str
+    constellation: Constellation = field(repr=False)
+    latency: LatencyModel = field(repr=False)
+    start: float
+    duration_s: float
+    seed: int = 0
+    acceleration: float = 1.0
+    tick_s: float = 1.0
+    horizon_s: float = 900.0
+    lookahead_s: float = 30.0
+    overlap_s: float = 40.0
+
+    @classmethod
+    def from_scenario(cls, scenario: Any, *, duration_s: float | None = None, start: str | float | None = None,
+                      seed: int | None = None, acceleration: float | None = None, tick_s: float | None = None,
+                      horizon_s: float = 900.0, lookahead_s: float | None = None) -> EmulatorConfig:  # fmt: skip
+        """A configuration from a :class:`krios.config.scenarios.Scenario`, options overriding its keys.
+
+        ``lookahead_s`` (default: the scenario's ``handover.lookahead_s``) is the
+        controller's proactive lead; successors are chosen to enter the zone at
+        least ``lookahead_s + 10`` s before the satellite they follow leaves.
+        """
+        where = str(getattr(scenario, "path", "scenario"))
+        ho = scenario.get("handover") or {}
+        lookahead = float(ho.get("lookahead_s", 30.0) if lookahead_s is None else lookahead_s)
+        cfg = cls(
+            scenario=scenario.name,
+            zone=Zone.from_scenario(scenario),
+            leozone=scenario.leozone,
+            constellation=Constellation.from_scenario(scenario),
+            latency=LatencyModel.from_scenario(scenario),
+            start=parse_time(scenario["start"] if start is None else start,
+                             source="--start" if start is not None else f"{where}: start"),
+            duration_s=float(scenario["duration_s"] if duration_s is None else duration_s),
+            seed=int(scenario["seed"] if seed is None else seed),
+            acceleration=float(scenario["acceleration"] if acceleration is None else acceleration),
+            tick_s=float(scenario["tick_s"] if tick_s is None else tick_s),
+            horizon_s=float(horizon_s),
+            lookahead_s=lookahead,
+            overlap_s=lookahead + 10.0,
+        )  # fmt: skip
+        cfg.check()
+        return cfg
+
+    def check(self) -> None:
+        for name, value in (("--duration-s", self.duration_s), ("--acceleration", self.acceleration),
+                            ("--tick-s", self.tick_s), ("--horizon-s", self.horizon_s)):  # fmt: skip
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError("must be a positive number", source=name, field=str(value))
+        if self.tick_s > self.duration_s:
+            raise ConfigError("must not exceed the duration", source="--tick-s", field=str(self.tick_s))
+
+
+def _natural(name: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+
+
+def select_nodes(core_v1: Any, count: int, *, names: Sequence[str] | None = None,
+                 selector: str | None = None) -> list[str]:  # fmt: skip
+    """The nodes to emulate satellites: ``names``, or those matching ``selector``, or the first
+    ``count`` worker nodes (not control plane), in natural name order."""
+    items = core_v1.list_node(label_selector=selector or "").items
+    by_name = {n.metadata.name: n for n in items}
+    if names:
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise ConfigError("no such node", source="--nodes", field=missing[0])
+        chosen = list(dict.fromkeys(names))
+    else:
+        workers = [n for n, obj in by_name.items()
+                   if not any(k in (obj.metadata.labels or {}) for k in CONTROL_PLANE_LABELS)]  # fmt: skip
+        chosen = sorted(workers, key=_natural)
+        if not selector:
+            chosen = chosen[:count]
+    if len(chosen) < count:
+        where = "--node-selector" if selector else ("--nodes" if names else "cluster")
+        raise ConfigError(f"too few nodes: the scenario needs {count} workers, found {len(chosen)}",
+                          source=where, field=selector or ",".join(names or []) or "workers")  # fmt: skip
+    return chosen
+
+
+def put_configmap(core_v1: Any, name: str, data: dict[str, str], timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+    """Replace ConfigMap ``krios-system/name`` (create it if missing)."""
+    from kubernetes.client.exceptions import ApiException
+
+    body = {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "krios"}},
+            "data": data}  # fmt: skip
+    try:
+        core_v1.replace_namespaced_config_map(name, NAMESPACE, body, _request_timeout=timeout_s)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        core_v1.create_namespaced_config_map(NAMESPACE, body, _request_timeout=timeout_s)
+
+
+def ensure_namespace(core_v1: Any) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        core_v1.read_namespace(NAMESPACE)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        try:
+            core_v1.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+        except ApiException as exc2:
+            if exc2.status != 409:
+                raise
+
+
+def app_pods(pods: Sequence[Any], nodes: Sequence[str]) -> dict[str, str]:
+    """node -> ``serving`` (a Ready app pod) or ``starting`` (bound, not Ready, not terminating)."""
+    out: dict[str, str] = {}
+    wanted = set(nodes)
+    for pod in pods:
+        node = pod.spec.node_name
+        if node not in wanted or pod.metadata.deletion_timestamp is not None:
+            continue
+        if pod_ready_since(pod) is not None:
+            out[node] = mapping.SERVING
+        elif pod.status is None or pod.status.phase not in ("Succeeded", "Failed"):
+            out.setdefault(node, mapping.STARTING)
+    return out
+
+
+@dataclass
+class Stats:
+    ticks: int = 0
+    skipped: int = 0
+    label_patches: int = 0
+    mapping_changes: int = 0
+    serving_changes: int = 0
+    successor_ok: int = 0
+    serving_ticks: int = 0
+    api_errors: int = 0
+    tick_ms: list[float] = field(default_factory=list)
+
+
+class Emulator:
+    """Runs the tick loop of one emulation (see the module docs).
+
+    ``store``: a :class:`krios.results.store.ResultsStore` (or ``None``);
+    ``run_id`` is used if given, else a run of kind ``emulator`` is started.
+    ``log_path``: the JSON Lines tick log (default ``<results>/<run-id>/ticks.jsonl``).
+    """
+
+    def __init__(self, config: EmulatorConfig, core_v1: Any, nodes: Sequence[str], *, store: Any = None,
+                 run_id: str | None = None, log_path: Path | None = None):  # fmt: skip
+        self.config = config
+        self.core_v1 = core_v1
+        self.nodes = list(nodes)
+        self.store = store
+        self.tracker = ZoneTracker(config.constellation, config.zone, horizon_s=max(3600.0, 2 * config.horizon_s),
+                                   start=config.start)  # fmt: skip
+        self.rng = random.Random(config.seed)
+        self.mapping: dict[str, int | None] = {}
+        self.labels: dict[str, str | None] = {}
+        self.pods: dict[str, str] = {}
+        self.serving: str | None = None
+        self.stats = Stats()
+        self.clock: Clock | None = None
+        meta = {"nodes": self.nodes, "start": iso(config.start), "duration_s": config.duration_s,
+                "acceleration": config.acceleration, "tick_s": config.tick_s, "horizon_s": config.horizon_s,
+                "leozone": config.leozone}  # fmt: skip
+        if store is not None:
+            self.run_id = store.start_run("emulator", scenario=config.scenario, seed=config.seed, meta=meta,
+                                          run_id=run_id)  # fmt: skip
+            default_log = store.results_dir / self.run_id / "ticks.jsonl"
+        else:
+            self.run_id = run_id or f"emulator-{int(time.time())}"
+            default_log = Path("results") / self.run_id / "ticks.jsonl"
+        self.log_path = Path(log_path) if log_path else default_log
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log: TextIO = self.log_path.open("a", encoding="utf-8")
+
+    # -- reading the cluster ---------------------------------------------------------
+    def _observe(self) -> bool:
+        """Refresh node labels and app pods; ``False`` (keeping the last view) on API errors."""
+        try:
+            items = self.core_v1.list_node(_request_timeout=REQUEST_TIMEOUT_S).items
+            self.labels = {n.metadata.name: (n.metadata.labels or {}).get(SAT_LABEL) for n in items
+                           if n.metadata.name in self.nodes}  # fmt: skip
+            pods = self.core_v1.list_pod_for_all_namespaces(
+                label_selector=f"{LEOZONE_LABEL}={self.config.leozone}", _request_timeout=REQUEST_TIMEOUT_S)
+            self.pods = app_pods(pods.items, self.nodes)
+            return True
+        except Exception as exc:  # API down or restarting: keep going on the last view
+            self.stats.api_errors += 1
+            log.warning("cannot read nodes/pods (%s); using the last view", _short(exc))
+            return False
+
+    # -- one tick --------------------------------------------------------------------
+    def tick(self, t_sim: float) -> dict[str, Any]:
+        """Observe, assign, relabel and publish at emulated time ``t_sim``; returns the tick record."""
+        wall0 = time.time()
+        cfg = self.config
+        api_ok = self._observe()
+        if not self.mapping:  # first tick: adopt the satellites of nodes that hold the app
+            self.mapping = {n: int(v) for n, v in self.labels.items()
+                            if n in self.pods and v is not None and v.isdigit()}  # fmt: skip
+        passes = self.tracker.passes(t_sim, t_sim + cfg.horizon_s)
+        new = mapping.assign(t_sim, self.nodes, self.mapping, self.pods, passes, rng=self.rng,
+                             horizon_s=cfg.horizon_s, overlap_s=cfg.overlap_s)  # fmt: skip
+        changes = [{"node": n, "from": self.mapping.get(n), "to": new[n]} for n in self.nodes
+                   if new[n] != self.mapping.get(n)]  # fmt: skip
+        self.mapping = new
+        patched = self._relabel()
+        win = mapping.windows(passes, t_sim)
+        serving_nodes = sorted(n for n, s in self.pods.items() if s == mapping.SERVING)
+        # the app may briefly run twice during a handover: the node that served keeps the title
+        serving = self.serving if self.serving in serving_nodes else (serving_nodes[0] if serving_nodes else None)
+        if serving != self.serving and self.serving is not None and serving is not None:
+            self.stats.serving_changes += 1
+            if self.store is not None:
+                self.store.event(self.run_id, "serving-changed", t=t_sim, from_node=self.serving, to_node=serving,
+                                 from_sat=self.mapping.get(self.serving), to_sat=self.mapping.get(serving))  # fmt: skip
+        if serving is not None:
+            self.serving = serving
+        serving_sat = new.get(serving) if serving else None
+        succ = mapping.successor(t_sim, serving_sat, [new[n] for n in self.nodes if n != serving], win,
+                                 cfg.lookahead_s)  # fmt: skip
+        sats = [s for s in new.values() if s is not None]
+        r = cfg.constellation.itrs([t_sim])[0][:, 0, :] if sats else np.empty((0, 3))
+        positions = {n: r[s] for n, s in new.items() if s is not None}
+        rtt = cfg.latency.matrix(positions)
+        elev, _az, rng_km = self.tracker.look(sats, t_sim)
+        look = {s: (float(elev[i]), float(rng_km[i])) for i, s in enumerate(sats)}
+        nodes_doc: dict[str, Any] = {}
+        for n in self.nodes:
+            s = new[n]
+            w = win.get(s) if s is not None else None
+            nodes_doc[n] = {
+                "sat_id": s,
+                "sat_name": cfg.constellation.names[s] if s is not None else None,
+                "in_zone": bool(w and w.covers(t_sim)),
+                "enters_at": w.enter if w else None,
+                "exits_at": w.exit if w else None,
+                "elevation_deg": round(look[s][0], 3) if s is not None else None,
+                "range_km": round(look[s][1], 3) if s is not None else None,
+                "rtt_ms": rtt["client"].get(n),
+                "app": self.pods.get(n),
+            }
+        succ_node = next((n for n in self.nodes if succ is not None and new[n] == succ), None)
+        record = {
+            "tick": self.stats.ticks,
+            "run_id": self.run_id,
+            "scenario": cfg.scenario,
+            "t_sim": t_sim,
+            "t_sim_iso": iso(t_sim),
+            "t_wall": wall0,
+            "serving": serving,
+            "successor": succ_node,
+            "successor_ok": succ_node is not None,
+            "covered_for_s": round(mapping.covered_for_s(t_sim, new.values(), win), 3),
+            "nodes": nodes_doc,
+            "changes": changes,
+            "patched": patched,
+            "api_ok": api_ok,
+        }
+        self._publish(record, rtt, t_sim)
+        tick_ms = (time.time() - wall0) * 1000.0
+        record["tick_ms"] = round(tick_ms, 3)
+        self._log.write(json.dumps(record, sort_keys=True) + "\n")
+        self._log.flush()
+        if self.store is not None:
+            self.store.add_many(self.run_id, "ticks", [
+                {"t_sim": t_sim, "t_wall": wall0, "node": n, "sat_id": d["sat_id"], "serving": int(n == serving),
+                 "in_zone": int(d["in_zone"]), "rtt_ms": d["rtt_ms"]} for n, d in nodes_doc.items()])  # fmt: skip
+        st = self.stats
+        st.ticks += 1
+        st.label_patches += len(patched)
+        st.mapping_changes += len(changes)
+        st.tick_ms.append(tick_ms)
+        if serving is not None:
+            st.serving_ticks += 1
+        if succ_node is not None:
+            st.successor_ok += 1
+        return record
+
+    def _relabel(self) -> list[str]:
+        """Patch ``sat_id`` on every node whose label differs from the mapping; returns those patched."""
+        patched = []
+        for node in self.nodes:
+            sat = self.mapping.get(node)
+            if sat is None or self.labels.get(node) == str(sat):
+                continue
+            try:
+                self.core_v1.patch_node(node, {"metadata": {"labels": {SAT_LABEL: str(sat)}}},
+                                        _request_timeout=REQUEST_TIMEOUT_S)
+            except Exception as exc:
+                self.stats.api_errors += 1
+                log.warning("cannot label %s sat_id=%s (%s); retrying next tick", node, sat, _short(exc))
+                continue
+            self.labels[node] = str(sat)
+            patched.append(node)
+        return patched
+
+    def _publish(self, record: dict[str, Any], rtt: dict[str, dict[str, float]], t_sim: float) -> None:
+        try:
+            put_configmap(self.core_v1, MAPPING_CM, {MAPPING_KEY: json.dumps(record, sort_keys=True)})
+            put_configmap(self.core_v1, LATENCY_CM, {LATENCY_KEY: json.dumps(matrix_document(t_sim, rtt))})
+        except Exception as exc:
+            self.stats.api_errors += 1
+            log.warning("cannot publish the mapping/latency ConfigMaps (%s)", _short(exc))
+
+    # -- the loop --------------------------------------------------------------------
+    def start_clock(self) -> Clock:
+        """Publish ``krios-clock``: emulated ``start`` now, at ``acceleration``."""
+        ensure_namespace(self.core_v1)
+        self.clock = Clock.starting(epoch_sim=self.config.start, rate=self.config.acceleration)
+        self.clock.publish(self.core_v1)
+        return self.clock
+
+    def run(self, stop: threading.Event | None = None) -> dict[str, Any]:
+        """Tick from ``start`` to ``start + duration_s`` (emulated); returns the summary."""
+        stop = stop or threading.Event()
+        cfg = self.config
+        clock = self.clock or self.start_clock()
+        wall_start = time.time()
+        n_ticks = math.floor(cfg.duration_s / cfg.tick_s + 1e-9) + 1
+        k = 0
+        status = "complete"
+        try:
+            while k < n_ticks:
+                t_sim = cfg.start + k * cfg.tick_s
+                wait = clock.wall_at(t_sim) - time.time()
+                if wait > 0 and stop.wait(wait):
+                    break
+                if stop.is_set():
+                    break
+                self.tick(t_sim)
+                # skip ticks whose wall time has already passed (never bunch them)
+                due = math.floor((clock.now() - cfg.start) / cfg.tick_s + 1e-9)
+                nxt = max(k + 1, min(due, n_ticks - 1) if due > k else k + 1)
+                self.stats.skipped += nxt - k - 1
+                k = nxt
+            if k < n_ticks:
+                status = "failed"
+        except BaseException:
+            status = "failed"
+            raise
+        finally:
+            summary = self.summary(status, time.time() - wall_start)
+            self._log.close()
+            if self.store is not None:
+                self.store.update_meta(self.run_id, emulator=summary)
+                self.store.finish_run(self.run_id, status)
+        return summary
+
+    def summary(self, status: str, wall_s: float) -> dict[str, Any]:
+        st = self.stats
+        ms = sorted(st.tick_ms)
+        return {
+            "run_id": self.run_id,
+            "status": status,
+            "ticks": st.ticks,
+            "skipped_ticks": st.skipped,
+            "label_patches": st.label_patches,
+            "mapping_changes": st.mapping_changes,
+            "serving_changes": st.serving_changes,
+            "serving_ticks": st.serving_ticks,
+            "successor_ok_ticks": st.successor_ok,
+            "api_errors": st.api_errors,
+            "emulated_s": self.config.duration_s,
+            "wall_s": round(wall_s, 3),
+            "tick_ms": {
+                "mean": round(statistics.fmean(ms), 3) if ms else None,
+                "p50": round(ms[len(ms) // 2], 3) if ms else None,
+                "p95": round(ms[min(len(ms) - 1, int(0.95 * len(ms)))], 3) if ms else None,
+                "max": round(ms[-1], 3) if ms else None,
+            },
+            "log": str(self.log_path),
+        }
+
+
+def _short(exc: BaseException) -> str:
+    status = getattr(exc, "status", None)
+    reason = getattr(exc, "reason", None)
+    return f"{type(exc).__name__} {status} {reason}" if status else f"{type(exc).__name__}: {exc}"[:200]

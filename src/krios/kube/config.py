@@ -1,0 +1,65 @@
+"""One way to get a Kubernetes API client, for every part of krios.
+
+:func:`load_client` looks, in order, at an explicit kubeconfig path,
+``$KUBECONFIG``, the local cluster's state folder (``krios cluster up``), and
+the in-cluster service account of a pod.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import urllib3
+import yaml
+from kubernetes import client, config
+
+from krios.localcluster.state import KUBECONFIG, default_state_dir
+from krios.errors import ClusterError
+
+
+def load_client(kubeconfig: str | os.PathLike[str] | None = None) -> client.ApiClient:
+    """A ``kubernetes.client.ApiClient`` for the first configuration found.
+
+    1. ``kubeconfig`` when given (it must exist);
+    2. ``$KUBECONFIG`` (``:``-separated lists are merged as kubectl does);
+    3. ``<state dir>/kubeconfig`` of the local cluster (``$KRIOS_STATE_DIR`` or
+       ``~/.local/state/krios/cluster``);
+    4. the in-cluster configuration (service account token of a pod).
+
+    Raises :class:`krios.errors.ClusterError` when none applies or the chosen
+    one cannot be read.
+    """
+    cfg = client.Configuration()
+    if kubeconfig is not None:
+        path = Path(kubeconfig).expanduser()
+        if not path.is_file():
+            raise ClusterError("kubeconfig not found", source="kubeconfig", field=str(path))
+        _from_file(str(path), cfg, "kubeconfig")
+    elif os.environ.get("KUBECONFIG"):
+        _from_file(os.environ["KUBECONFIG"], cfg, "KUBECONFIG")
+    elif (local := default_state_dir() / KUBECONFIG).is_file():
+        _from_file(str(local), cfg, "local cluster")
+    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+        try:
+            config.load_incluster_config(client_configuration=cfg)
+        except config.ConfigException as err:
+            raise ClusterError(str(err), source="in-cluster config") from err
+    else:
+        raise ClusterError(
+            "no Kubernetes API configured: pass a kubeconfig, set KUBECONFIG, "
+            f"start a local cluster (`krios cluster up`, state in {default_state_dir()}) "
+            "or run inside a pod",
+            source="kubeconfig",
+        )
+    if not cfg.verify_ssl:
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    return client.ApiClient(cfg)
+
+
+def _from_file(path: str, cfg: client.Configuration, source: str) -> None:
+    try:
+        config.load_kube_config(config_file=path, client_configuration=cfg)
+    except (config.ConfigException, OSError, ValueError, yaml.YAMLError) as err:
+        reason = " ".join(str(err).split())  # one line, even for a YAML parser error
+        raise ClusterError(f"unusable kubeconfig: {reason}", source=source, field=path) from err
