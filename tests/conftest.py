@@ -8,7 +8,7 @@ the fixture fails with the reason.
 Fixtures
 --------
 ``control_plane`` (session)
-    :class:`krios.cluster.LocalCluster` with 6 virtual workers, one
+    :class:`krios.localcluster.LocalCluster` with 6 virtual workers, one
     control-plane node and kube-scheduler; state in a temporary folder; torn
     down at the end of the session. Do not stop its components: tests that
     restart the apiserver or add nodes make their own ``LocalCluster(tmp_path)``.
@@ -33,7 +33,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    from krios.cluster import LocalCluster
+    from krios.localcluster import LocalCluster
 
     cluster = LocalCluster(
         tmp_path_factory.mktemp("control-plane"),

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from krios.rawapi import RawClient
+from krios.kube.client import RawClient
 
 
 @dataclass
@@ -49,11 +49,11 @@ def orbits() -> Orbits:
     """Built once per test session (TLE generation and pass prediction take a moment)."""
     global _ORBITS
     if _ORBITS is None:
-        from krios import scenarios
-        from krios.constellation import Constellation
-        from krios.passes import ZoneTracker
-        from krios.timeutil import parse_time
-        from krios.zones import Zone
+        from krios.config import scenarios
+        from krios.config.times import parse_time
+        from krios.orbits.constellation import Constellation
+        from krios.orbits.passes import ZoneTracker
+        from krios.orbits.zones import Zone
 
         sc = scenarios.load("sf_4workers")
         con = Constellation.from_scenario(sc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from krios.cluster import bench
+from krios.bench import cluster as bench
 
 pytestmark = pytest.mark.cluster
 

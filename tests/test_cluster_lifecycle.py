@@ -15,8 +15,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from krios.cluster import LocalCluster, process
-from krios.cluster.state import load_state
+from krios.localcluster import LocalCluster, process
+from krios.localcluster.state import load_state
 
 pytestmark = pytest.mark.cluster
 

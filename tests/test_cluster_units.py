@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from krios.cluster import binaries, process
-from krios.cluster import nodes as vn
-from krios.cluster.components import write_kubeconfig
 from krios.errors import ClusterError
-from krios.kube import load_client
+from krios.kube.config import load_client
+from krios.localcluster import binaries, process
+from krios.localcluster import nodes as vn
+from krios.localcluster.components import write_kubeconfig
 
 
 def krios(*args: str) -> subprocess.CompletedProcess:

@@ -7,10 +7,12 @@ import random
 
 import pytest
 
-from krios import handover, policies, scenarios, timeutil
-from krios.clock import Clock
+from krios.config import scenarios
+from krios.config import times as timeutil
+from krios.control import handover, policies
+from krios.control.policies import Candidate
 from krios.errors import ConfigError
-from krios.policies import Candidate
+from krios.kube.clock import Clock
 
 
 def test_builtin_scenarios_load_with_their_zones():

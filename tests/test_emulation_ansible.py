@@ -12,7 +12,7 @@ import pytest
 import yaml
 from emulation_helpers import veth_namespace
 
-from krios import netem
+from krios.emulation import netem
 
 NS_DESIRED = [netem.Destination("10.99.0.2", 20), netem.Destination("10.99.0.3", 35, 1)]
 

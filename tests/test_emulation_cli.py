@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from krios import netem
 from krios.cli import main
+from krios.emulation import netem
+from krios.emulation.workload import Client, RecordSink, Target, parse_url, send_request, static_target
 from krios.results.store import ResultsStore
-from krios.workload import Client, RecordSink, Target, parse_url, send_request, static_target
 
 ERR = "krios: error: "
 

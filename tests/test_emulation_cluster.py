@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from krios import scenarios
-from krios.appview import ClusterView
-from krios.emulator import Emulator, EmulatorConfig, select_nodes
+from krios.config import scenarios
+from krios.emulation.appview import ClusterView
+from krios.emulation.emulator import Emulator, EmulatorConfig, select_nodes
+from krios.emulation.standin import StandIn
 from krios.errors import ConfigError
 from krios.results.store import ResultsStore
-from krios.standin import StandIn
 
 pytestmark = pytest.mark.cluster
 
@@ -37,7 +37,7 @@ KRIOS = str(Path(sys.executable).parent / "krios")
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    from krios.cluster import LocalCluster
+    from krios.localcluster import LocalCluster
 
     cl = LocalCluster(tmp_path_factory.mktemp("emu-cluster"), workers=4, control_plane_nodes=1, components=(),
                       kubelet_ready_delay_s=0.3, kubelet_jitter_s=0.1, owner_pid=os.getpid())  # fmt: skip
@@ -181,7 +181,7 @@ def test_ten_emulated_minutes_relabel_nodes_and_keep_a_successor(core, results, 
 
 def test_handover_with_scheduler_controller_standin_and_client(cluster, core, tmp_path):
     """The whole loop: emulator + krios scheduler + controller hand the app over; the client sees it."""
-    pytest.importorskip("krios.controller")
+    pytest.importorskip("krios.control.controller")
     port = free_port()
     env = dict(os.environ, KRIOS_RESULTS_DB=str(tmp_path / "results.sqlite"))
     kube = ["--kubeconfig", str(cluster.kubeconfig)]

@@ -10,10 +10,11 @@ import pytest
 from skyfield.api import EarthSatellite, load, wgs84
 from skyfield.framelib import itrs
 
-from krios import scenarios
-from krios.constellation import Constellation
+from krios.config import scenarios
+from krios.config.times import parse_time
 from krios.errors import ConfigError
-from krios.latency import (
+from krios.orbits.constellation import Constellation
+from krios.orbits.rtt import (
     C_KM_S,
     LatencyModel,
     farthest_range_km,
@@ -22,8 +23,7 @@ from krios.latency import (
     matrix_document,
     rtt_ms,
 )
-from krios.timeutil import parse_time
-from krios.zones import Zone
+from krios.orbits.zones import Zone
 
 SF = (37.7749, -122.4194)
 T0 = parse_time("2026-01-01T00:10:00Z")

@@ -1,4 +1,4 @@
-"""The emulator's node -> satellite assignment rule (krios.mapping), on synthetic and real passes."""
+"""The emulator's node -> satellite assignment rule (krios.emulation.mapping), on synthetic and real passes."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import random
 
 import pytest
 
-from krios import mapping, scenarios
-from krios.constellation import Constellation
-from krios.mapping import SERVING, STARTING, Window, assign, frontier, successor, windows
-from krios.passes import ZoneTracker
-from krios.timeutil import parse_time
-from krios.zones import Zone
+from krios.config import scenarios
+from krios.config.times import parse_time
+from krios.emulation import mapping
+from krios.emulation.mapping import SERVING, STARTING, Window, assign, frontier, successor, windows
+from krios.orbits.constellation import Constellation
+from krios.orbits.passes import ZoneTracker
+from krios.orbits.zones import Zone
 
 NODES = ["krios-worker-0", "krios-worker-1", "krios-worker-2", "krios-worker-3"]
 

@@ -11,9 +11,9 @@ import textwrap
 import pytest
 from emulation_helpers import veth_namespace
 
-from krios import netem
+from krios.emulation import netem
+from krios.emulation.netem import Destination, NetemError, parse_state, plan, plan_clear
 from krios.errors import ConfigError
-from krios.netem import Destination, NetemError, parse_state, plan, plan_clear
 
 # Outputs as iproute2 6.1 prints them (recorded on this machine, in a netns; the netem
 # entries follow the same format with delay/jitter in seconds).
@@ -240,7 +240,7 @@ def test_sigterm_removes_the_shaping(veth_netns):
     assert tc.state().managed
     code = textwrap.dedent(f"""
         import sys, time
-        from krios import netem
+        from krios.emulation import netem
         s = netem.Shaper("v0", netns={veth_netns!r})
         s.install_signal_handlers()
         print("ready", flush=True)

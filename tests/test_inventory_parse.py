@@ -1,4 +1,4 @@
-"""krios.inventory on its own: parsing, ordering, roles and errors (no Ansible)."""
+"""krios.config.inventory on its own: parsing, ordering, roles and errors (no Ansible)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from krios import inventory, scenarios
+from krios.config import inventory, scenarios
 from krios.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from krios.cli import main
-from krios.tle import load_tles
+from krios.orbits.tle import load_tles
 
 FIXTURES = Path(__file__).parent / "fixtures" / "orbits"
 AT = "2026-01-01T01:00:00Z"

@@ -10,11 +10,11 @@ import pytest
 from skyfield.api import EarthSatellite, wgs84
 from skyfield.framelib import itrs
 
-from krios import geometry
-from krios.constellation import Constellation
 from krios.errors import ConfigError
-from krios.walker import WalkerShell
-from krios.zones import Zone, ZoneSet, parse_leozone
+from krios.orbits import geometry
+from krios.orbits.constellation import Constellation
+from krios.orbits.walker import WalkerShell
+from krios.orbits.zones import Zone, ZoneSet, parse_leozone
 
 FIXTURES = Path(__file__).parent / "fixtures" / "orbits"
 EPOCH = 1767225600.0  # 2026-01-01T00:00:00Z
@@ -139,7 +139,7 @@ def test_parse_leozone():
 
 
 def test_zone_from_scenario():
-    from krios import scenarios
+    from krios.config import scenarios
 
     s = scenarios.load("sf_4workers")
     z = Zone.from_scenario(s)

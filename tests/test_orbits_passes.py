@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from skyfield.api import EarthSatellite, wgs84
 
-from krios import geometry, handover
-from krios.constellation import Constellation
-from krios.passes import Pass, ZoneTracker, find_passes, scan_step
-from krios.zones import Zone, ZoneSet
+from krios.control import handover
+from krios.orbits import geometry
+from krios.orbits.constellation import Constellation
+from krios.orbits.passes import Pass, ZoneTracker, find_passes, scan_step
+from krios.orbits.zones import Zone, ZoneSet
 
 FIXTURES = Path(__file__).parent / "fixtures" / "orbits"
 EPOCH = 1767225600.0  # 2026-01-01T00:00:00Z

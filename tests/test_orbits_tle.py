@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from krios.errors import ConfigError
-from krios.tle import TLE, checksum, load_tles, parse_tles, write_tles
+from krios.orbits.tle import TLE, checksum, load_tles, parse_tles, write_tles
 
 FIXTURES = Path(__file__).parent / "fixtures" / "orbits"
 

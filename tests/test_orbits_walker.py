@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from krios.constellation import Constellation
 from krios.errors import ConfigError
-from krios.tle import format_tles, parse_tles
-from krios.walker import SHELLS, WalkerShell, mean_motion_rad_min, shell, walker_delta
+from krios.orbits.constellation import Constellation
+from krios.orbits.tle import format_tles, parse_tles
+from krios.orbits.walker import SHELLS, WalkerShell, mean_motion_rad_min, shell, walker_delta
 
 EPOCH = 1767225600.0  # 2026-01-01T00:00:00Z
 
@@ -83,7 +83,7 @@ def test_550_km_period_and_altitude():
 
 
 def test_generated_file_and_in_memory_shell_agree(tmp_path):
-    from krios.tle import write_tles
+    from krios.orbits.tle import write_tles
 
     tles = walker_delta(SHELLS["starlink-5"], EPOCH)
     write_tles(tles, tmp_path / "s5.tle")

@@ -74,7 +74,7 @@ def test_ansible_doc_shows_every_role_and_the_scenario_lookup() -> None:
         assert f"krios.testbed.{role}:\n  specs:\n    main " in listing, role
     doc = subprocess.run([str(REPO / ".venv/bin/ansible-doc"), "-t", "lookup", "krios.testbed.krios_scenario"],
                          cwd=REPO, env=env(), capture_output=True, text=True, timeout=300, check=True).stdout
-    assert "krios.scenarios.load" in doc and "EXAMPLES" in doc
+    assert "krios.config.scenarios.load" in doc and "EXAMPLES" in doc
 
 
 def _this_machine(tmp_path: Path) -> Path:

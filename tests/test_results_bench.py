@@ -12,7 +12,7 @@ from krios.results.store import ResultsStore
 
 @pytest.mark.cluster
 def test_latency_sweep_measures_both_schedulers_behind_the_proxy(tmp_path, capsys):
-    from krios.cluster import LocalCluster
+    from krios.localcluster import LocalCluster
 
     cluster = LocalCluster(tmp_path / "cluster", workers=2, control_plane_nodes=1,
                            components=("kube-scheduler",), kubelet_ready_delay_s=0.05, kubelet_jitter_s=0.0,

@@ -9,7 +9,8 @@ import time
 import pytest
 import yaml
 
-from krios.delayproxy import (
+from krios.errors import ConfigError
+from krios.measure.delayproxy import (
     ControlServer,
     DelayProxy,
     RemoteProxy,
@@ -17,7 +18,6 @@ from krios.delayproxy import (
     parse_hostport,
     proxied_kubeconfig,
 )
-from krios.errors import ConfigError
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from krios.bench.latency import SweepConfig, plan
 from krios.errors import ConfigError
+from krios.measure.sweep import SweepConfig, plan
 from krios.results import stats
 
 

@@ -36,9 +36,9 @@ from scheduling_helpers import (
     wait_for,
 )
 
-from krios.clock import Clock
-from krios.controller import FAILED_ANNOTATION, FROM_ANNOTATION, STARTED_ANNOTATION, Controller
-from krios.informer import Informer
+from krios.control.controller import FAILED_ANNOTATION, FROM_ANNOTATION, STARTED_ANNOTATION, Controller
+from krios.kube.clock import Clock
+from krios.kube.informer import Informer
 
 pytestmark = pytest.mark.cluster
 
@@ -201,7 +201,7 @@ def test_controller_follows_sat_id_relabels(api_client, namespace, workers) -> N
 
 def test_successor_not_ready_in_time_is_replaced_by_another_node(api_client, namespace, workers) -> None:
     """The best successor's node has no kubelet: its pod never gets Ready; the next best is used."""
-    from krios.cluster.nodes import node_status
+    from krios.localcluster.nodes import node_status
 
     p = plan(successors=2)
     a, best, second = p.sats

@@ -8,9 +8,9 @@ import threading
 import pytest
 from scheduling_helpers import create_pods, list_pods, pod_body, raw, wait_for
 
-from krios.informer import Informer
-from krios.leader import LeaderElector
-from krios.scheduler import Scheduler
+from krios.control.scheduler import Scheduler
+from krios.kube.informer import Informer
+from krios.kube.leader import LeaderElector
 
 pytestmark = pytest.mark.cluster
 
@@ -72,8 +72,8 @@ def test_only_one_leader_and_a_standby_takes_over_on_release(api_client, namespa
 @pytest.mark.slow
 def test_scheduler_loses_no_pod_across_an_apiserver_restart(tmp_path) -> None:
     """Pods pending while the apiserver goes away, and pods created after it is back, are all bound."""
-    from krios.cluster import LocalCluster
-    from krios.constellation import Constellation
+    from krios.localcluster import LocalCluster
+    from krios.orbits.constellation import Constellation
 
     cl = LocalCluster(tmp_path / "cluster", workers=3, components=(), kubelet_ready_delay_s=0.2,
                       owner_pid=os.getpid())

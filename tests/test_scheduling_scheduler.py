@@ -21,8 +21,8 @@ from scheduling_helpers import (
     wait_for,
 )
 
-from krios.clock import Clock
-from krios.scheduler import Scheduler
+from krios.control.scheduler import Scheduler
+from krios.kube.clock import Clock
 
 pytestmark = pytest.mark.cluster
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from krios.controller import (
+from krios.control.controller import (
     APP_LABEL,
     FAILED_ANNOTATION,
     FROM_ANNOTATION,
@@ -17,9 +17,7 @@ from krios.controller import (
     successor_body,
     successor_name,
 )
-from krios.errors import ConfigError
-from krios.leader import micro_time
-from krios.placement import (
+from krios.control.placement import (
     LatencyMatrix,
     node_is_worker,
     node_ready,
@@ -29,8 +27,10 @@ from krios.placement import (
     summarize,
     tolerates,
 )
-from krios.rawapi import TokenBucket
-from krios.workqueue import WorkQueue
+from krios.errors import ConfigError
+from krios.kube.client import TokenBucket
+from krios.kube.leader import micro_time
+from krios.kube.workqueue import WorkQueue
 
 
 def _node(name: str, labels: dict | None = None, ready: bool = True, **spec) -> dict:

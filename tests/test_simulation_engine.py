@@ -8,14 +8,15 @@ import random
 import numpy as np
 import pytest
 
-from krios import handover, simulate
-from krios.constellation import Constellation
-from krios.passes import ZoneTracker, find_passes
+from krios.control import handover
+from krios.orbits.constellation import Constellation
+from krios.orbits.passes import ZoneTracker, find_passes
+from krios.orbits.zones import Zone
 from krios.sim import engine
+from krios.sim import run as simulate
 from krios.sim.metrics import concurrency, gaps, measure
 from krios.sim.model import POLICY_SPECS, Instance, Timeline, parse_policies
 from krios.sim.samples import ZoneSamples
-from krios.zones import Zone
 
 START = 1767225600.0  # 2026-01-01T00:00:00Z, the shell's epoch
 SF = Zone(37.7749, -122.4194, 100.0, 25.0)
@@ -114,7 +115,7 @@ def test_two_satellites_proactive_reactive_and_closest(shell):
 
 
 def test_simulator_and_controller_choose_the_same_successor(shell, monkeypatch):
-    """Every successor the simulator starts comes from krios.handover.pick_successor / preferred,
+    """Every successor the simulator starts comes from krios.control.handover.pick_successor / preferred,
     and equals what the controller's call (all satellites eligible, nodes named) returns for
     the same tracker, time, serving satellite and exit time."""
     start, duration = START, 1800.0

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from krios.constellation import Constellation
-from krios.latency import LatencyModel, farthest_range_km, rtt_ms
-from krios.passes import ZoneTracker
+from krios.orbits.constellation import Constellation
+from krios.orbits.passes import ZoneTracker
+from krios.orbits.rtt import LatencyModel, farthest_range_km, rtt_ms
+from krios.orbits.zones import Zone
 from krios.sim.rtt import client_range_km, client_rtt_ms
 from krios.sim.samples import ZoneSamples
-from krios.zones import Zone
 
 START = 1767225600.0
 

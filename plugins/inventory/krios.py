@@ -137,7 +137,7 @@ from ansible.errors import AnsibleError, AnsibleParserError  # noqa: E402
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable  # noqa: E402
 
 try:
-    from krios import inventory as krios_inventory
+    from krios.config import inventory as krios_inventory
     from krios.errors import KriosError
 except ImportError as exc:  # the Python running Ansible lacks the krios package
     KRIOS_IMPORT_ERROR: ImportError | None = exc

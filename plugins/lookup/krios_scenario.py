@@ -9,7 +9,7 @@ name: krios_scenario
 author: krios-testbed contributors
 short_description: Load a Krios scenario (scenarios/NAME.yml) on the controller
 description:
-  - Loads one scenario with C(krios.scenarios.load), the same loader the C(krios) CLI and the
+  - Loads one scenario with C(krios.config.scenarios.load), the same loader the C(krios) CLI and the
     daemons use, so playbooks never parse scenario files on their own.
   - The search path is C(KRIOS_SCENARIO_PATH) (colon-separated folders), then the repository's
     C(scenarios/) folder. A term ending in C(.yml)/C(.yaml) or holding a slash is a file path.
@@ -80,7 +80,7 @@ class LookupModule(LookupBase):
                 "scenario: no scenario given (pass -e scenario=NAME or set krios_scenario in the inventory)"
             )
         try:
-            from krios import scenarios
+            from krios.config import scenarios
             from krios.errors import ConfigError
         except ImportError as exc:
             raise AnsibleLookupError(

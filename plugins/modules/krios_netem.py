@@ -115,7 +115,7 @@ import traceback  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 try:
-    from krios import netem
+    from krios.emulation import netem
     from krios.errors import KriosError
 except ImportError:
     netem = None

@@ -189,10 +189,10 @@ def _figures(submitted: dict[str, float], bound: dict[str, float]) -> dict[str, 
 def _label_nodes(client: Any, cfg: BenchConfig, names: list[str]) -> tuple[dict[str, str], list[int]]:
     """Label the workers with in-zone satellites; publish a paused clock. -> (zone labels, sats)."""
     from krios.config import scenarios
+    from krios.config.times import parse_time
     from krios.kube.clock import Clock
     from krios.orbits.constellation import Constellation
     from krios.orbits.passes import ZoneTracker
-    from krios.config.times import parse_time
     from krios.orbits.zones import Zone
 
     scenario = scenarios.load(cfg.scenario)
@@ -231,8 +231,8 @@ def _start_schedulers(cl: Any, cfg: BenchConfig, logs: Path) -> list[subprocess.
 
 def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
     """Run the benchmark; returns the figures (see :func:`format_report`)."""
-    from krios.localcluster import LocalCluster
     from krios.kube.client import RawClient
+    from krios.localcluster import LocalCluster
 
     cfg.check()
     tmp = None

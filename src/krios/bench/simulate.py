@@ -17,11 +17,11 @@ import os
 import sys
 from typing import Any
 
-from krios.sim import run as simulate
-from krios.errors import ConfigError
-from krios.sim.model import parse_policies
 from krios.config.times import parse_duration, parse_time
+from krios.errors import ConfigError
 from krios.orbits.zones import Zone
+from krios.sim import run as simulate
+from krios.sim.model import parse_policies
 
 #: Cities under shell 1's coverage (|lat| < 53 deg): name, lat, lon (deg).
 BENCH_ZONES: tuple[tuple[str, float, float], ...] = (

@@ -6,9 +6,9 @@ import argparse
 import json
 import time
 
+from krios.errors import ConfigError
 from krios.localcluster import LocalCluster, default_state_dir
 from krios.localcluster.components import OPTIONAL
-from krios.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
@@ -152,7 +152,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from krios.localcluster import bench
+    from krios.bench import cluster as bench
 
     _count(args.workers, "--workers")
     if args.pods < 1:

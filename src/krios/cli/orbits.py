@@ -99,8 +99,8 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
 
 
 def _constellation(args: argparse.Namespace) -> Any:
-    from krios.orbits.constellation import Constellation
     from krios.config.times import parse_time
+    from krios.orbits.constellation import Constellation
 
     if args.tles:
         return Constellation.from_file(args.tles)
@@ -149,8 +149,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_visible(args: argparse.Namespace) -> int:
-    from krios.orbits.passes import ZoneTracker
     from krios.config.times import iso, parse_time
+    from krios.orbits.passes import ZoneTracker
 
     zone = _zone(args)
     at = parse_time(args.at, source="--at")
@@ -179,8 +179,8 @@ def cmd_visible(args: argparse.Namespace) -> int:
 
 
 def cmd_passes(args: argparse.Namespace) -> int:
-    from krios.orbits.passes import find_passes
     from krios.config.times import iso, parse_duration, parse_time
+    from krios.orbits.passes import find_passes
 
     zone = _zone(args)
     start = parse_time(args.start, source="--start")

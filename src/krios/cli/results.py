@@ -144,7 +144,13 @@ def _register_delayproxy(sub: argparse._SubParsersAction) -> None:
 def _delayproxy(args: argparse.Namespace) -> int:
     import os
 
-    from krios.measure.delayproxy import ControlServer, DelayProxy, kubeconfig_server, parse_hostport, proxied_kubeconfig
+    from krios.measure.delayproxy import (
+        ControlServer,
+        DelayProxy,
+        kubeconfig_server,
+        parse_hostport,
+        proxied_kubeconfig,
+    )
 
     target = args.target or kubeconfig_server(args.kubeconfig)
     if args.delay_ms < 0:
@@ -281,9 +287,9 @@ def _kubeconfig_path(args: argparse.Namespace) -> Path:
 def _bench_latency(args: argparse.Namespace) -> int:
     from kubernetes import client
 
-    from krios.bench import injection
-    from krios.measure.sweep import Progress, config_dict, plan, run_sweep, side_by_side
+    from krios.measure import injection
     from krios.kube.config import load_client
+    from krios.measure.sweep import Progress, config_dict, plan, run_sweep, side_by_side
     from krios.results import stats
     from krios.results.report import generate
 

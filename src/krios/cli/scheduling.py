@@ -100,8 +100,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def load_orbits(args: argparse.Namespace) -> tuple[Any, Any]:
     """``(constellation, scenario or None)`` from ``--scenario``/``--tles``/``--shell --epoch``."""
     from krios.config import scenarios
-    from krios.orbits.constellation import Constellation
     from krios.config.times import parse_time
+    from krios.orbits.constellation import Constellation
 
     scenario = scenarios.load(args.scenario) if args.scenario else None
     if args.tles and args.shell:
@@ -181,8 +181,8 @@ def _run(daemon: Any, what: str, scenario: Any) -> int:
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    from krios.kube.config import load_client
     from krios.control.scheduler import Scheduler
+    from krios.kube.config import load_client
 
     constellation, scenario = load_orbits(args)
     kw = _daemon_kw(args, scenario)

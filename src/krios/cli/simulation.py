@@ -81,8 +81,8 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from krios.sim import run as simulate
     from krios.sim import report
+    from krios.sim import run as simulate
 
     config, constellation = simulate.config_from_args(args)
     result = simulate.simulate(constellation, config, jobs=simulate.jobs_for(args.jobs, len(config.zones)))

@@ -20,7 +20,7 @@ import yaml
 
 from krios.errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_DIR = REPO_ROOT / "scenarios"
 
 #: Keys every scenario must define, with the type each must have.

@@ -51,8 +51,6 @@ from kubernetes.client import ApiClient
 
 from krios.control import handover, policies
 from krios.control.daemon import Daemon
-from krios.errors import ConfigError
-from krios.kube.informer import Informer, Obj, object_key
 from krios.control.placement import (
     LEOZONE_LABEL,
     annotations,
@@ -65,8 +63,10 @@ from krios.control.placement import (
     pod_terminating,
     pod_zone,
 )
-from krios.kube.client import pod_path, status_of
 from krios.control.scheduler import DEFAULT_NAME as SCHEDULER_NAME
+from krios.errors import ConfigError
+from krios.kube.client import pod_path, status_of
+from krios.kube.informer import Informer, Obj, object_key
 
 log = logging.getLogger(__name__)
 

@@ -24,14 +24,14 @@ from typing import Any
 import urllib3
 from kubernetes.client import ApiClient
 
+from krios.control.placement import LATENCY_CONFIGMAP, SYSTEM_NAMESPACE, LatencyMatrix, name_of, node_sat_id
+from krios.errors import ConfigError
+from krios.kube.client import RawClient
 from krios.kube.clock import KEY as CLOCK_KEY
 from krios.kube.clock import NAME as CLOCK_NAME
 from krios.kube.clock import Clock
-from krios.errors import ConfigError
 from krios.kube.informer import Informer, Obj
 from krios.kube.leader import LeaderElector, default_identity
-from krios.control.placement import LATENCY_CONFIGMAP, SYSTEM_NAMESPACE, LatencyMatrix, name_of, node_sat_id
-from krios.kube.client import RawClient
 from krios.kube.recorder import EventRecorder
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ import random
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from krios.errors import ConfigError
 from krios.control.policies import Candidate, rank
+from krios.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from krios.orbits.passes import ZoneTracker

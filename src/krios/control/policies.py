@@ -25,41 +25,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from krios.errors import ConfigError
+from krios.orbits.passes import Candidate
+
+__all__ = ["POLICIES", "Candidate", "check_policy", "rank"]
 
 POLICIES = ("krios", "closest", "random")
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """A satellite that could serve a zone, seen at one instant.
-
-    Attributes
-    ----------
-    sat_id:
-        0-based index of the satellite in its constellation.
-    node:
-        The worker node emulating it, or ``None`` where no node is involved
-        (the simulator, or before the mapping is known).
-    remaining_s:
-        Seconds from the instant of the decision until the satellite leaves the
-        zone (``inf`` if it does not leave within the prediction horizon).
-    range_km:
-        Slant range from the zone centre, km.
-    elevation_deg:
-        Elevation seen from the zone centre, degrees.
-    enters_in_s:
-        0 if the satellite is in the zone now, else seconds until it enters.
-    """
-
-    sat_id: int
-    node: str | None
-    remaining_s: float
-    range_km: float
-    elevation_deg: float
-    enters_in_s: float = 0.0
 
 
 def check_policy(policy: str, *, source: str = "policy") -> str:

@@ -41,8 +41,6 @@ from kubernetes.client import ApiClient
 
 from krios.control import policies
 from krios.control.daemon import Daemon
-from krios.errors import ConfigError
-from krios.kube.informer import Informer, Obj, object_key
 from krios.control.placement import (
     name_of,
     node_is_worker,
@@ -56,7 +54,9 @@ from krios.control.placement import (
     summarize,
     tolerates,
 )
+from krios.errors import ConfigError
 from krios.kube.client import pod_path, status_of
+from krios.kube.informer import Informer, Obj, object_key
 from krios.kube.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)

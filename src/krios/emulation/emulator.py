@@ -41,14 +41,14 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from krios.config.times import iso, parse_time
 from krios.emulation import mapping
 from krios.emulation.appview import pod_ready_since
+from krios.errors import ConfigError
 from krios.kube.clock import Clock
 from krios.orbits.constellation import Constellation
-from krios.errors import ConfigError
-from krios.orbits.rtt import LatencyModel, matrix_document
 from krios.orbits.passes import ZoneTracker
-from krios.config.times import iso, parse_time
+from krios.orbits.rtt import LatencyModel, matrix_document
 from krios.orbits.zones import Zone
 
 log = logging.getLogger(__name__)

@@ -36,8 +36,8 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from krios.emulation.appview import ClusterView, Snapshot
-from krios.errors import ConfigError
 from krios.emulation.standin import NODE_HEADER
+from krios.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

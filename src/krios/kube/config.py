@@ -14,7 +14,7 @@ import urllib3
 import yaml
 from kubernetes import client, config
 
-from krios.localcluster.state import KUBECONFIG, default_state_dir
+from krios.config.paths import KUBECONFIG, default_state_dir
 from krios.errors import ClusterError
 
 

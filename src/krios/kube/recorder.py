@@ -18,8 +18,8 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from krios.kube.leader import micro_time
 from krios.kube.client import RawClient, status_of
+from krios.kube.leader import micro_time
 
 log = logging.getLogger(__name__)
 

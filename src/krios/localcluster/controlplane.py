@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from krios.errors import ClusterError, ConfigError
 from krios.localcluster import binaries, process
 from krios.localcluster import components as comp
 from krios.localcluster import nodes as vn
@@ -33,7 +34,6 @@ from krios.localcluster.state import (
     locked,
     save_state,
 )
-from krios.errors import ClusterError, ConfigError
 
 log = logging.getLogger(__name__)
 

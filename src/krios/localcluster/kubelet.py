@@ -46,9 +46,9 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from krios.kube.reflector import Reflector, backoff_s, read_json
 from krios.localcluster import nodes as vn
 from krios.localcluster import process
-from krios.kube.reflector import Reflector, backoff_s, read_json
 from krios.localcluster.state import HEARTBEAT
 
 log = logging.getLogger(__name__)

@@ -26,19 +26,11 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from krios.config.paths import KUBECONFIG, default_state_dir  # noqa: F401  (re-exported)
+
 STATE_FILE = "state.json"
-KUBECONFIG = "kubeconfig"
 HEARTBEAT = "virtual-kubelet.json"
 LOG_DIR = "logs"
-
-
-def default_state_dir() -> Path:
-    """``$KRIOS_STATE_DIR`` if set, else ``~/.local/state/krios/cluster``."""
-    env = os.environ.get("KRIOS_STATE_DIR")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "krios" / "cluster"
 
 
 @dataclass

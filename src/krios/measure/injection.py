@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from krios.measure.delayproxy import DelayProxy, RemoteProxy, kubeconfig_server, parse_hostport, proxied_kubeconfig
 from krios.errors import ConfigError
+from krios.measure.delayproxy import DelayProxy, RemoteProxy, kubeconfig_server, parse_hostport, proxied_kubeconfig
 
 log = logging.getLogger(__name__)
 

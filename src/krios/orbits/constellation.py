@@ -17,8 +17,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sgp4.api import WGS72, Satrec, SatrecArray
 
-from krios.orbits import geometry
 from krios.errors import ConfigError
+from krios.orbits import geometry
 from krios.orbits.tle import TLE, load_tles
 from krios.orbits.walker import EARTH_RADIUS_KM, WalkerShell, shell, walker_delta
 

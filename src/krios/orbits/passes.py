@@ -35,7 +35,6 @@ import operator
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from sgp4.api import SatrecArray
@@ -44,8 +43,36 @@ from krios.orbits import geometry
 from krios.orbits.constellation import Constellation
 from krios.orbits.zones import Zone, worst_elevation
 
-if TYPE_CHECKING:  # pragma: no cover
-    from krios.control.policies import Candidate
+
+@dataclass(frozen=True)
+class Candidate:
+    """A satellite that could serve a zone, seen at one instant.
+
+    Attributes
+    ----------
+    sat_id:
+        0-based index of the satellite in its constellation.
+    node:
+        The worker node emulating it, or ``None`` where no node is involved
+        (the simulator, or before the mapping is known).
+    remaining_s:
+        Seconds from the instant of the decision until the satellite leaves the
+        zone (``inf`` if it does not leave within the prediction horizon).
+    range_km:
+        Slant range from the zone centre, km.
+    elevation_deg:
+        Elevation seen from the zone centre, degrees.
+    enters_in_s:
+        0 if the satellite is in the zone now, else seconds until it enters.
+    """
+
+    sat_id: int
+    node: str | None
+    remaining_s: float
+    range_km: float
+    elevation_deg: float
+    enters_in_s: float = 0.0
+
 
 #: Widening (deg) of the scan cone beyond the zone's outer cone.
 SCAN_MARGIN_DEG = 3.0
@@ -484,10 +511,9 @@ class ZoneTracker:
         within_s: float = 0.0,
     ) -> list[Candidate]:
         """Satellites in the zone at ``now`` or entering within ``within_s``, as
-        :class:`krios.control.policies.Candidate` (``remaining_s`` = exit - now; range and
+        :class:`Candidate` (``remaining_s`` = exit - now; range and
         elevation from the centre at ``now``). ``sat_ids`` restricts the satellites; a
         mapping ``sat_id -> node`` also fills in ``node``."""
-        from krios.control.policies import Candidate
 
         self._ensure(now, max(within_s, 0.0))
         rows = self._live(now, within_s)

@@ -28,20 +28,17 @@ Geometry (``docs/readme/orbits.md`` explains it with the original's intent):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from krios.errors import ConfigError
 from krios.orbits import geometry
 from krios.orbits.constellation import Constellation
-from krios.errors import ConfigError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from krios.orbits.zonesequence import ZoneSequence
 
 #: Points laid out on a zone's edge (every 0.5 deg of bearing): the worst point
 #: is never more than 0.25 deg of bearing from one of them, which for a 100 km
@@ -312,7 +309,7 @@ class ZoneSet:
     :meth:`Zone.contains` on every satellite.
 
     For ticks that come in sequences (the emulator's and the scheduler's
-    clock), :meth:`sequence` returns a stateful :class:`krios.orbits.zonesequence.ZoneSequence`
+    clock), :class:`krios.orbits.zonesequence.ZoneSequence` (built from a ZoneSet) is a stateful engine
     that gives the same answers while propagating only the satellites whose
     decision could have changed since they were last propagated.
     """
@@ -378,20 +375,6 @@ class ZoneSet:
         table = (np.searchsorted(cell[order], np.arange(self._n_lat * self._n_lon + 1)), zone[order])
         self._tables[key] = table
         return table
-
-    def sequence(self) -> ZoneSequence:
-        """A :class:`krios.orbits.zonesequence.ZoneSequence` over these zones: the same answers as
-        :meth:`in_zones`/:meth:`pairs` for ticks that come in sequences, faster."""
-        from krios.orbits.zonesequence import ZoneSequence
-
-        return ZoneSequence(self)
-
-    def tick_sequence(self, times: ArrayLike) -> Iterator[list[np.ndarray]]:
-        """:meth:`in_zones` for each of ``times`` (unix s), in order, through one
-        :meth:`sequence`: yields one list of sorted ``sat_id`` arrays per time."""
-        seq = self.sequence()
-        for t in np.atleast_1d(np.asarray(times, dtype=float)):
-            yield seq.in_zones(float(t))
 
     def in_zones(self, t: float) -> list[np.ndarray]:
         """For each zone, the sorted ``sat_id`` s in it at unix time ``t``."""

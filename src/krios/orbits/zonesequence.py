@@ -51,8 +51,10 @@ the bounds; one outside them widens the bounds and drops every window.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sgp4.api import SatrecArray
 
 from krios.orbits import geometry
@@ -280,3 +282,11 @@ def _cone_slope(c: np.ndarray, r_min: float) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         slope = c / (r_min * np.sqrt(r_min * r_min - c * c))
     return np.where(np.isfinite(slope) & (c < r_min), slope, _STEEP)
+
+
+def tick_sequence(zone_set: ZoneSet, times: ArrayLike) -> Iterator[list[np.ndarray]]:
+    """:meth:`ZoneSet.in_zones` for each of ``times`` (unix s), in order, through one
+    :class:`ZoneSequence`: yields one list of sorted ``sat_id`` arrays per time."""
+    seq = ZoneSequence(zone_set)
+    for t in np.atleast_1d(np.asarray(times, dtype=float)):
+        yield seq.in_zones(float(t))

@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from krios.measure.podlatency import kube_burner_documents, write_jsonl
+from krios.config.times import iso
 from krios.results import plots, stats
+from krios.results.export import kube_burner_documents, write_jsonl
 from krios.results.store import ResultsStore
 from krios.results.timeline import handovers_from_ticks
-from krios.config.times import iso
 
 SUMMARY_FIELDS = ["scheduler", "latency_ms", "metric", "n", "errors"] + [
     f"{s}{suffix}" for s in stats.STATISTICS for suffix in ("", "_lo", "_hi")

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from krios.config.times import iso
 from krios.sim.metrics import Metrics
 from krios.sim.model import Timeline
-from krios.config.times import iso
 
 _COLUMNS = (
     ("policy", "{}", "policy"),

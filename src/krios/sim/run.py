@@ -32,20 +32,19 @@ from typing import Any
 
 import numpy as np
 
-from krios.orbits import geometry
-
 from krios.config import scenarios
-from krios.orbits.constellation import Constellation
+from krios.config.times import iso, parse_duration, parse_time
 from krios.errors import ConfigError
-from krios.orbits.rtt import LatencyModel
+from krios.orbits import geometry
+from krios.orbits.constellation import Constellation
 from krios.orbits.passes import ZoneTracker, find_passes
+from krios.orbits.rtt import LatencyModel
+from krios.orbits.walker import WalkerShell
+from krios.orbits.zones import Zone, parse_leozone
 from krios.sim import engine, report
 from krios.sim.metrics import CDF_PERCENTS, Metrics, measure, rtt_cdf
 from krios.sim.model import PolicySpec, Timeline, parse_policies
 from krios.sim.samples import ZoneSamples
-from krios.config.times import iso, parse_duration, parse_time
-from krios.orbits.walker import WalkerShell
-from krios.orbits.zones import Zone, parse_leozone
 
 log = logging.getLogger(__name__)
 
