@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: demo test venv control-plane lint unit clean
+.PHONY: demo test venv control-plane lint docs unit clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
@@ -25,7 +25,11 @@ control-plane:
 	bash scripts/install-system-deps.sh
 	bash scripts/build-control-plane.sh >/dev/null
 
-lint: venv
+# The documentation site (mkdocs.yml, docs/), built strictly into site/ (ignored by git).
+docs: venv
+	$(VENV)/bin/mkdocs build --strict -d site
+
+lint: venv docs
 	$(VENV)/bin/ruff check src tests plugins
 	$(VENV)/bin/ansible-lint --profile production --offline
 	bash scripts/syntax-check.sh
