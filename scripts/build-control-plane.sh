@@ -33,8 +33,11 @@ if [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "$KUBEBUILDER_ASSETS/etcd" && -x "$KUBE
 fi
 
 BINARIES=(kube-apiserver kube-scheduler kube-controller-manager kubectl kubelet kubeadm kube-proxy)
+# What a complete cache records; a cache from an older recipe (e.g. built with the
+# vendored reflect2 1.0.1, whose kubeadm panics under Go >= 1.18) is rebuilt.
+RECIPE="$K8S_VERSION reflect2-1.0.2 ${BINARIES[*]}"
 cached() {
-  [[ -f "$DEST/.complete" && -x "$BIN/etcd" ]] || return 1
+  [[ -f "$DEST/.complete" && -x "$BIN/etcd" && "$(cat "$DEST/.complete")" == "$RECIPE" ]] || return 1
   local b; for b in "${BINARIES[@]}"; do [[ -x "$BIN/$b" ]] || return 1; done
 }
 
@@ -64,6 +67,8 @@ need_pkgs=()
 command -v go >/dev/null || need_pkgs+=(golang-go)
 command -v rsync >/dev/null || need_pkgs+=(rsync)
 [[ -x /usr/bin/etcd ]] || need_pkgs+=(etcd-server)
+REFLECT2=/usr/share/gocode/src/github.com/modern-go/reflect2
+[[ -d $REFLECT2 ]] || need_pkgs+=(golang-github-modern-go-reflect2-dev)
 command -v make >/dev/null || need_pkgs+=(make)
 
 # A deb-src twin of the distribution's archive entry (deb822 .sources or one-line sources.list).
@@ -111,6 +116,13 @@ log "unpacking $tarball"
 mkdir src
 tar -xzf "$tarball" -C src --strip-components=1
 cd src
+# Kubernetes 1.20 vendors modern-go/reflect2 1.0.1, which breaks under Go >= 1.18
+# (nil pointer in reflect2.(*frozenConfig).Type2 from json-iterator: `kubeadm init`
+# panics at kubelet-start). Debian's golang-github-modern-go-reflect2-dev is 1.0.2,
+# the upstream fix, with the same API.
+rm -rf vendor/github.com/modern-go/reflect2
+cp -a "$REFLECT2" vendor/github.com/modern-go/reflect2
+rm -f vendor/github.com/modern-go/reflect2/*_test.go
 mkdir -p .go/src/k8s.io
 ln -s ../../.. .go/src/k8s.io/kubernetes
 log "building ${BINARIES[*]} (about 8-12 min on 2 cores)"
@@ -127,7 +139,7 @@ for b in "${BINARIES[@]}"; do
   install -m 0755 "_output/bin/$b" "$BIN/$b"
 done
 install -m 0755 /usr/bin/etcd "$BIN/etcd"
-echo "$K8S_VERSION" > "$DEST/.complete"
+echo "$RECIPE" > "$DEST/.complete"
 cd /
 log "built in $(( $(date +%s) - start ))s: $BIN"
 echo "$BIN"

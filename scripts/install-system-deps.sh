@@ -4,7 +4,9 @@
 # control-plane binaries are neither cached nor given by KUBEBUILDER_ASSETS;
 # build-control-plane.sh installs them itself when it builds.
 set -euo pipefail
-pkgs=(iproute2 openssl debootstrap)  # debootstrap: the Debian 12 root the provisioning tests run roles in
+# debootstrap: the Debian 12 root the provisioning tests run roles in and the lab's node image;
+# podman + runc (crun refuses this kernel's hybrid cgroup v1) + ssh: the lab's node containers.
+pkgs=(iproute2 openssl debootstrap podman runc openssh-client)
 bin="${KRIOS_CACHE_DIR:-$HOME/.cache/krios}/k8s-${KRIOS_K8S_VERSION:-1.20.2}/bin"
 assets="${KUBEBUILDER_ASSETS:-}"
 if [[ -n "$assets" && -x "$assets/etcd" && -x "$assets/kube-apiserver" ]]; then

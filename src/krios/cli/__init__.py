@@ -20,6 +20,7 @@ from krios.errors import KriosError
 #: Sub-command modules, in the order they appear in ``krios --help``.
 AREAS = (
     "cluster",  # krios cluster up|status|down
+    "lab",  # krios lab up|status|down (real node containers)
     "orbits",  # krios constellation|visible|passes, bench orbits
     "inventory",  # krios inventory
     "scheduling",  # krios scheduler|controller, bench scheduler
@@ -66,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(func(args) or 0)
     except KriosError as err:
+        from krios.cli.flags import command_flags, name_flag
+
+        err = name_flag(err, command_flags(parser, sys.argv[1:] if argv is None else argv))
         print(f"krios: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
