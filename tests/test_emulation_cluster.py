@@ -90,6 +90,7 @@ class LabelWatch:
         self.core, self.nodes = core, set(nodes)
         self.seen: dict[str, list[str | None]] = {n: [] for n in nodes}
         self._stop = threading.Event()
+        self._listed = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
@@ -97,6 +98,7 @@ class LabelWatch:
 
         w = watch.Watch()
         rv = self.core.list_node().metadata.resource_version
+        self._listed.set()
         while not self._stop.is_set():
             for ev in w.stream(self.core.list_node, resource_version=rv, timeout_seconds=1):
                 node = ev["object"]
@@ -111,6 +113,7 @@ class LabelWatch:
 
     def __enter__(self):
         self._thread.start()
+        assert self._listed.wait(10), "the node watch did not start"  # no label change before it
         return self
 
     def __exit__(self, *exc):

@@ -81,9 +81,8 @@ def _proc_usage(pid: int) -> tuple[float, float]:
 def run(state_dir: Path, workers: int = 100, pods: int = 500, ready_delay_s: float = 1.0,
         jitter_s: float = 0.2, timeout_s: float = 300.0) -> BenchResult:
     """Run the benchmark in ``state_dir`` (the cluster is taken down afterwards)."""
-    from kubernetes import client
-
-    from krios.kube.reflector import Reflector, read_json
+    from krios.kube.client import pod_path
+    from krios.kube.reflector import Reflector
 
     cluster = LocalCluster(state_dir, workers=workers, components=("kube-scheduler",),
                            kubelet_ready_delay_s=ready_delay_s, kubelet_jitter_s=jitter_s,
@@ -94,8 +93,8 @@ def run(state_dir: Path, workers: int = 100, pods: int = 500, ready_delay_s: flo
     times = PodTimes()
     stop = threading.Event()
     try:
-        with cluster.api_client() as api:
-            core = client.CoreV1Api(api)
+        client = cluster.json_client(timeout_s=60.0)
+        with client.api:
 
             def on_event(kind: str, pod: dict) -> None:
                 now, name = time.monotonic(), pod["metadata"]["name"]
@@ -107,9 +106,9 @@ def run(state_dir: Path, workers: int = 100, pods: int = 500, ready_delay_s: flo
                 if (pod.get("status") or {}).get("phase") == "Running":
                     times.running.setdefault(name, now)
 
-            watcher = Reflector("bench", lambda **kw: core.list_namespaced_pod(NAMESPACE, **kw),
-                                lambda items: [on_event("SYNC", p) for p in items], on_event, stop)
-            threading.Thread(target=watcher.run, daemon=True).start()
+            watcher = Reflector(client, pod_path(NAMESPACE), name="bench", on_event=on_event,
+                                on_sync=lambda items: [on_event("SYNC", p) for p in items])
+            threading.Thread(target=watcher.run, args=(stop,), daemon=True).start()
             while watcher.resource_version is None:
                 time.sleep(0.05)
             start = time.monotonic()
@@ -118,11 +117,11 @@ def run(state_dir: Path, workers: int = 100, pods: int = 500, ready_delay_s: flo
                 body = {"metadata": {"name": name},
                         "spec": {"containers": [{"name": "app", "image": "krios/bench"}]}}
                 times.created[name] = time.monotonic()
-                read_json(core.create_namespaced_pod(NAMESPACE, body, _preload_content=False))
+                client.post(pod_path(NAMESPACE), body)
             create_s = time.monotonic() - start
             _wait(lambda: len(times.running) >= pods, timeout_s, "pods Running")
             delete_start = time.monotonic()
-            core.delete_collection_namespaced_pod(NAMESPACE)
+            client.delete(pod_path(NAMESPACE))
             _wait(lambda: len(times.gone) >= pods, timeout_s, "pods deleted")
             delete_s = time.monotonic() - delete_start
         kubelet_pid = load_state(state_dir).processes["virtual-kubelet"].pid

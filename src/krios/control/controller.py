@@ -45,36 +45,47 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from kubernetes.client import ApiClient
 
+from krios.config import defaults as D
+from krios.config import resolve
 from krios.control import handover, policies
-from krios.control.daemon import Daemon
-from krios.control.placement import (
-    LEOZONE_LABEL,
-    annotations,
-    labels,
-    name_of,
-    node_is_worker,
-    node_ready,
-    pod_node,
-    pod_ready,
-    pod_terminating,
-    pod_zone,
-)
+from krios.control.daemon import Daemon, DaemonConfig
+from krios.control.placement import node_is_worker, pod_zone
 from krios.control.scheduler import DEFAULT_NAME as SCHEDULER_NAME
 from krios.errors import ConfigError
 from krios.kube.client import pod_path, status_of
-from krios.kube.informer import Informer, Obj, object_key
+from krios.kube.informer import Informer, Obj
+from krios.kube.names import (
+    ANNOTATION_PREFIX,
+    APP_LABEL,
+    CONTROLLER_NAME,
+    HANDOVER_EXIT_ANNOTATION,
+    HANDOVER_FAILED_ANNOTATION,
+    HANDOVER_FROM_ANNOTATION,
+    HANDOVER_STARTED_ANNOTATION,
+    LEOZONE_LABEL,
+)
+from krios.kube.objects import (
+    annotations,
+    labels,
+    name_of,
+    node_ready,
+    object_key,
+    pod_node,
+    pod_ready,
+    pod_terminating,
+)
 
 log = logging.getLogger(__name__)
 
-APP_LABEL = "krios.io/app-instance"
-FROM_ANNOTATION = "krios.io/handover-from"
-STARTED_ANNOTATION = "krios.io/handover-started"
-EXIT_ANNOTATION = "krios.io/handover-exit"
-FAILED_ANNOTATION = "krios.io/handover-failed"
+FROM_ANNOTATION = HANDOVER_FROM_ANNOTATION
+STARTED_ANNOTATION = HANDOVER_STARTED_ANNOTATION
+EXIT_ANNOTATION = HANDOVER_EXIT_ANNOTATION
+FAILED_ANNOTATION = HANDOVER_FAILED_ANNOTATION
 _TOKEN_VOLUME = re.compile(r"^(kube-api-access-[a-z0-9]+|.+-token-[a-z0-9]{5})$")
 
 
@@ -111,7 +122,7 @@ def successor_body(pod: Obj, app: str, node: str, name: str, exit_time: float, w
         for key in ("containers", "initContainers"):
             for c in spec.get(key) or []:
                 c["volumeMounts"] = [m for m in c.get("volumeMounts") or [] if m.get("name") not in drop]
-    notes = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith("krios.io/")}
+    notes = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(ANNOTATION_PREFIX)}
     notes.update({
         FROM_ANNOTATION: meta["name"],
         STARTED_ANNOTATION: f"{wall:.6f}",
@@ -128,6 +139,29 @@ def successor_body(pod: Obj, app: str, node: str, name: str, exit_time: float, w
         },
         "spec": spec,
     }
+
+
+@dataclass(frozen=True)
+class ControllerConfig(DaemonConfig):
+    """:class:`~krios.control.daemon.DaemonConfig` plus the handover: mode, lead (emulated s),
+    successor Ready timeout (wall s)."""
+
+    mode: str = D.HANDOVER_MODE
+    lookahead_s: float = D.LOOKAHEAD_S
+    ready_timeout_s: float = D.READY_TIMEOUT_S
+
+    SCENARIO_KEYS: ClassVar[dict[str, str]] = {
+        **DaemonConfig.SCENARIO_KEYS,
+        "mode": "handover.mode",
+        "lookahead_s": "handover.lookahead_s",
+        "ready_timeout_s": "handover.ready_timeout_s",
+    }
+
+    def check(self) -> None:
+        super().check()
+        handover.check_mode(self.mode, source="mode")
+        resolve.check_at_least(self, 0.0, "lookahead_s")
+        resolve.check_positive(self, "ready_timeout_s")
 
 
 class Controller(Daemon):
@@ -153,7 +187,7 @@ class Controller(Daemon):
         after each completed handover, e.g. to record it in the results store.
     """
 
-    component = "krios-controller"
+    component = CONTROLLER_NAME
 
     def __init__(
         self,
@@ -161,11 +195,11 @@ class Controller(Daemon):
         constellation: Any,
         *,
         scheduler_name: str = SCHEDULER_NAME,
-        policy: str = "krios",
-        seed: int = 0,
-        mode: str = "proactive",
-        lookahead_s: float = 30.0,
-        ready_timeout_s: float = 60.0,
+        policy: str = D.POLICY,
+        seed: int = D.SEED,
+        mode: str = D.HANDOVER_MODE,
+        lookahead_s: float = D.LOOKAHEAD_S,
+        ready_timeout_s: float = D.READY_TIMEOUT_S,
         resync_s: float = 1.0,
         on_handover: Callable[[dict[str, Any]], None] | None = None,
         **kw: Any,

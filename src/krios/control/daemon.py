@@ -11,67 +11,46 @@ zone (built from the constellation once, never per pod), an
 
 from __future__ import annotations
 
-import copy
 import gc
 import logging
-import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
-import urllib3
 from kubernetes.client import ApiClient
 
-from krios.control.placement import LATENCY_CONFIGMAP, SYSTEM_NAMESPACE, LatencyMatrix, name_of, node_sat_id
+from krios.config import defaults as D
+from krios.config import resolve
+from krios.control import policies
+from krios.control.placement import LatencyMatrix, node_sat_id
 from krios.errors import ConfigError
-from krios.kube.client import RawClient
-from krios.kube.clock import KEY as CLOCK_KEY
-from krios.kube.clock import NAME as CLOCK_NAME
+from krios.kube.client import RawClient, configmap_path, node_path
 from krios.kube.clock import Clock
+from krios.kube.config import client_with_pool
 from krios.kube.informer import Informer, Obj
 from krios.kube.leader import LeaderElector, default_identity
+from krios.kube.names import (
+    CLOCK_CONFIGMAP,
+    CLOCK_KEY,
+    EVENT_CONTROLLER_PREFIX,
+    LATENCY_CONFIGMAP,
+    SAT_LABEL,
+    SYSTEM_NAMESPACE,
+)
+from krios.kube.objects import labels, name_of
 from krios.kube.recorder import EventRecorder
 
 log = logging.getLogger(__name__)
 
 _MISSING = object()
-#: Re-read an expiring API token (exec plugins, OIDC) at most this often (s).
-API_KEY_REFRESH_S = 10.0
 #: Re-evaluate pending work after latency-matrix updates at most this often (s).
 WORLD_CHANGE_EVERY_S = 1.0
 
 #: Move the heap to the GC's permanent generation this often (s): see :func:`_freeze_heap`.
 GC_FREEZE_EVERY_S = 30.0
-
-
-def _client_with_pool(api: ApiClient, maxsize: int) -> ApiClient:
-    """A new :class:`ApiClient` with ``api``'s configuration and its own pool of ``maxsize`` connections."""
-    cfg = copy.deepcopy(api.configuration)
-    cfg.connection_pool_maxsize = maxsize
-    # one quick retry for a pooled connection the server closed; longer outages are
-    # the daemon's business (backoff), not urllib3's (three warnings per request)
-    cfg.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=0, other=0)
-    hook = cfg.refresh_api_key_hook
-    if hook is not None:
-        # The kubeconfig loader re-applies the whole configuration (and scans the
-        # environment for proxies) before *every* request: a quarter of a request's
-        # CPU. Tokens that expire are refreshed by it all the same, at most every 10 s.
-        state = {"hook": hook, "last": -math.inf}
-
-        def refresh(c: Any) -> None:
-            now = time.monotonic()
-            if now - state["last"] >= API_KEY_REFRESH_S:
-                state["last"] = now
-                state["hook"](c)
-                # the loader installs a fresh hook of its own each time: keep ours in front
-                if c.refresh_api_key_hook is not refresh:
-                    state["hook"] = c.refresh_api_key_hook or state["hook"]
-                    c.refresh_api_key_hook = refresh
-
-        cfg.refresh_api_key_hook = refresh
-    return ApiClient(cfg)
 
 
 def _freeze_heap() -> None:
@@ -86,6 +65,56 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
+@dataclass(frozen=True)
+class DaemonConfig:
+    """What the scheduler and the controller share; defaults in :mod:`krios.config.defaults`.
+
+    Build it with :meth:`from_scenario`; :meth:`kwargs` are the daemon
+    constructor's keyword arguments. Times in s, ``qps`` in requests/s,
+    ``min_elevation_deg`` in degrees.
+    """
+
+    scheduler_name: str = D.SCHEDULER_NAME
+    policy: str = D.POLICY
+    seed: int = D.SEED
+    min_elevation_deg: float = D.MIN_ELEVATION_DEG
+    horizon_s: float = D.TRACKER_HORIZON_S
+    qps: float = D.KUBE_API_QPS
+    burst: int = D.KUBE_API_BURST
+    leader_elect: bool = True
+    lease_namespace: str = D.LEASE_NAMESPACE
+    lease_timing_s: tuple[float, float, float] = (D.LEASE_DURATION_S, D.RENEW_DEADLINE_S, D.RETRY_PERIOD_S)
+
+    #: Config field -> scenario key (:func:`krios.config.resolve.from_scenario`).
+    SCENARIO_KEYS: ClassVar[dict[str, str]] = {
+        "policy": "policy", "seed": "seed", "min_elevation_deg": "zone.min_elevation_deg",
+    }
+
+    @classmethod
+    def from_scenario(cls, scenario: Any = None, **overrides: Any) -> Any:
+        """Defaults, then ``scenario``'s keys (may be ``None``), then ``overrides`` that are not ``None``."""
+        return resolve.from_scenario(cls, scenario, cls.SCENARIO_KEYS, overrides)
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` naming the field of a value the daemons cannot run with."""
+        policies.check_policy(self.policy, source="policy")
+        if not 0 <= self.min_elevation_deg < 90:
+            raise resolve.field_error("min_elevation_deg", self.min_elevation_deg, "must be within [0, 90)")
+        resolve.check_positive(self, "horizon_s")
+        lease, renew, retry = self.lease_timing_s
+        if not 0 < retry < renew < lease:
+            raise resolve.field_error("lease_timing_s", self.lease_timing_s,
+                                      "need 0 < retry period < renew deadline < lease duration")
+        if self.qps < 0:
+            raise resolve.field_error("qps", self.qps, "must be >= 0")
+        if self.burst < 1:
+            raise resolve.field_error("burst", self.burst, "must be at least 1")
+
+    def kwargs(self) -> dict[str, Any]:
+        """The daemon constructor's keyword arguments."""
+        return asdict(self)
+
+
 class ZoneTrackers:
     """One :class:`krios.orbits.passes.ZoneTracker` per zone, built on first use, LRU-bounded.
 
@@ -93,7 +122,7 @@ class ZoneTrackers:
     trackers cache pass predictions and the daemons use them from several threads.
     """
 
-    def __init__(self, constellation: Any, horizon_s: float = 3600.0, max_zones: int = 64) -> None:
+    def __init__(self, constellation: Any, horizon_s: float = D.TRACKER_HORIZON_S, max_zones: int = 64) -> None:
         self.constellation = constellation
         self.horizon_s = horizon_s
         self.max_zones = max_zones
@@ -162,13 +191,13 @@ class Daemon:
         constellation: Any,
         *,
         component: str | None = None,
-        qps: float = 50.0,
-        burst: int = 100,
-        min_elevation_deg: float = 25.0,
-        horizon_s: float = 3600.0,
+        qps: float = D.KUBE_API_QPS,
+        burst: int = D.KUBE_API_BURST,
+        min_elevation_deg: float = D.MIN_ELEVATION_DEG,
+        horizon_s: float = D.TRACKER_HORIZON_S,
         leader_elect: bool = True,
         lease_namespace: str = SYSTEM_NAMESPACE,
-        lease_timing_s: tuple[float, float, float] = (15.0, 10.0, 2.0),
+        lease_timing_s: tuple[float, float, float] = DaemonConfig.lease_timing_s,
         identity: str | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -181,14 +210,14 @@ class Daemon:
         # Separate connection pools: each watch holds a connection for minutes,
         # and requests from the worker threads must never queue behind them or
         # open throw-away TLS connections because the pool is full.
-        self.client = RawClient(_client_with_pool(api, 32), qps, burst)
-        self.watch_client = RawClient(_client_with_pool(api, 8), qps, burst)
-        self.events = EventRecorder(RawClient(_client_with_pool(api, 4), qps, burst),
-                                    f"krios.io/{self.component}", self.identity)
+        self.client = RawClient(client_with_pool(api, 32), qps, burst)
+        self.watch_client = RawClient(client_with_pool(api, 8), qps, burst)
+        self.events = EventRecorder(RawClient(client_with_pool(api, 4), qps, burst),
+                                    f"{EVENT_CONTROLLER_PREFIX}{self.component}", self.identity)
         self.trackers = ZoneTrackers(constellation, horizon_s=horizon_s)
-        self.nodes = Informer(self.watch_client, "/api/v1/nodes", name="nodes")
+        self.nodes = Informer(self.watch_client, node_path(), name="nodes")
         self.configmaps = Informer(
-            self.watch_client, f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/configmaps", name="configmaps"
+            self.watch_client, configmap_path(SYSTEM_NAMESPACE), name="configmaps"
         )
         self._fixed_clock = clock
         self._clock = clock or Clock.real()
@@ -203,7 +232,7 @@ class Daemon:
         self.elector: LeaderElector | None = None
         if leader_elect:
             self.elector = LeaderElector(
-                RawClient(_client_with_pool(api, 2), 0, 1), lease_namespace, self.component, self.identity,
+                RawClient(client_with_pool(api, 2), 0, 1), lease_namespace, self.component, self.identity,
                 lease_duration_s=lease_timing_s[0], renew_deadline_s=lease_timing_s[1],
                 retry_period_s=lease_timing_s[2],
                 on_started=self.on_started_leading, on_stopped=self.on_stopped_leading,
@@ -279,7 +308,7 @@ class Daemon:
 
     def _on_configmap(self, etype: str, cm: Obj, old: Obj | None) -> None:
         name = name_of(cm)
-        if name == CLOCK_NAME and self._fixed_clock is None:
+        if name == CLOCK_CONFIGMAP and self._fixed_clock is None:
             clock = Clock.real()
             text = None if etype == "DELETED" else (cm.get("data") or {}).get(CLOCK_KEY)
             if text:
@@ -287,7 +316,7 @@ class Daemon:
                     clock = Clock.from_json(text)
                 except (ValueError, KeyError, TypeError) as exc:
                     log.warning("ConfigMap %s/%s: %s: invalid (%s); using real time",
-                                SYSTEM_NAMESPACE, CLOCK_NAME, CLOCK_KEY, exc)
+                                SYSTEM_NAMESPACE, CLOCK_CONFIGMAP, CLOCK_KEY, exc)
             if clock != self._clock:
                 self._clock = clock
                 log.info("clock: %s", clock)
@@ -334,7 +363,7 @@ class Daemon:
 
     def sat_of(self, node: Obj) -> int | None:
         """The node's ``sat_id``; an invalid one is reported (once) and treated as absent."""
-        raw = (node["metadata"].get("labels") or {}).get("sat_id")
+        raw = labels(node).get(SAT_LABEL)
         cached = self._sat_cache.get(raw, _MISSING)
         if cached is not _MISSING:  # a valid label value seen before
             return cached

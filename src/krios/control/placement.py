@@ -16,47 +16,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from krios.errors import ConfigError
+from krios.kube.names import DELAY_PREFIX, LATENCY_CONFIGMAP, LATENCY_KEY, LEOZONE_LABEL, RADIUS_LABEL, SAT_LABEL
+from krios.kube.objects import labels, name_of, node_is_control_plane
+from krios.kube.objects import node_ready as node_ready  # re-exported: the daemons' node filter
 
 Obj = dict[str, Any]
 
-LEOZONE_LABEL = "leozone"
-RADIUS_LABEL = "radius"
-SAT_LABEL = "sat_id"
-DELAY_PREFIX = "delay_"
-CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/master", "node-role.kubernetes.io/control-plane")
-
-LATENCY_CONFIGMAP = "krios-latency"
-LATENCY_KEY = "matrix.json"
-SYSTEM_NAMESPACE = "krios-system"
-
-
-def labels(obj: Obj) -> dict[str, str]:
-    return (obj.get("metadata") or {}).get("labels") or {}
-
-
-def annotations(obj: Obj) -> dict[str, str]:
-    return (obj.get("metadata") or {}).get("annotations") or {}
-
-
-def name_of(obj: Obj) -> str:
-    return (obj.get("metadata") or {}).get("name", "")
-
 
 # -- nodes ----------------------------------------------------------------------------
-def node_ready(node: Obj) -> bool:
-    """The node's ``Ready`` condition is ``True``."""
-    for cond in (node.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return cond.get("status") == "True"
-    return False
-
-
 def node_is_worker(node: Obj) -> bool:
     """Schedulable (not cordoned) and not a control-plane node."""
-    if (node.get("spec") or {}).get("unschedulable"):
-        return False
-    lab = labels(node)
-    return not any(key in lab for key in CONTROL_PLANE_LABELS)
+    return not (node.get("spec") or {}).get("unschedulable") and not node_is_control_plane(node)
 
 
 def tolerates(pod: Obj, node: Obj) -> bool:
@@ -106,30 +76,6 @@ def node_sat_id(node: Obj, n_sats: int | None = None) -> int | None:
 
 
 # -- pods -----------------------------------------------------------------------------
-def pod_ready(pod: Obj) -> bool:
-    """Running, not terminating, and its ``Ready`` condition is ``True``."""
-    if pod_terminating(pod):
-        return False
-    status = pod.get("status") or {}
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return cond.get("status") == "True"
-    return False
-
-
-def pod_terminating(pod: Obj) -> bool:
-    return bool((pod.get("metadata") or {}).get("deletionTimestamp")) or \
-        (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-
-
-def pod_node(pod: Obj) -> str | None:
-    return (pod.get("spec") or {}).get("nodeName") or None
-
-
-def pod_scheduler(pod: Obj) -> str:
-    return (pod.get("spec") or {}).get("schedulerName") or "default-scheduler"
-
-
 def pod_zone_label(pod: Obj) -> tuple[str, str | None] | None:
     """``(leozone, radius)`` label values, or ``None`` when the pod has no ``leozone``."""
     lab = labels(pod)

@@ -35,20 +35,18 @@ import random
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes.client import ApiClient
 
+from krios.config import defaults as D
+from krios.config import resolve
 from krios.control import policies
-from krios.control.daemon import Daemon
+from krios.control.daemon import Daemon, DaemonConfig
 from krios.control.placement import (
-    name_of,
     node_is_worker,
-    node_ready,
     pod_delays,
-    pod_node,
-    pod_scheduler,
-    pod_terminating,
     pod_zone,
     selector_matches,
     summarize,
@@ -56,12 +54,22 @@ from krios.control.placement import (
 )
 from krios.errors import ConfigError
 from krios.kube.client import pod_path, status_of
-from krios.kube.informer import Informer, Obj, object_key
+from krios.kube.informer import Informer, Obj
+from krios.kube.names import LEOZONE_LABEL
+from krios.kube.objects import (
+    labels,
+    name_of,
+    node_ready,
+    object_key,
+    pod_node,
+    pod_scheduler,
+    pod_terminating,
+)
 from krios.kube.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
-DEFAULT_NAME = "krios-scheduler"
+DEFAULT_NAME = D.SCHEDULER_NAME
 #: Re-emit an unchanged FailedScheduling event at most this often (s).
 FAILED_EVENT_EVERY_S = 30.0
 
@@ -75,6 +83,18 @@ class Decision:
         self.node = node
         self.reason = reason
         self.retry_in_s = retry_in_s
+
+
+@dataclass(frozen=True)
+class SchedulerConfig(DaemonConfig):
+    """:class:`~krios.control.daemon.DaemonConfig` plus the scheduler's worker threads."""
+
+    parallelism: int = D.PARALLELISM
+
+    def check(self) -> None:
+        super().check()
+        if self.parallelism < 1:
+            raise resolve.field_error("parallelism", self.parallelism, "must be at least 1")
 
 
 class Scheduler(Daemon):
@@ -102,9 +122,9 @@ class Scheduler(Daemon):
         constellation: Any,
         *,
         scheduler_name: str = DEFAULT_NAME,
-        policy: str = "krios",
-        seed: int = 0,
-        parallelism: int = 8,
+        policy: str = D.POLICY,
+        seed: int = D.SEED,
+        parallelism: int = D.PARALLELISM,
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 10.0,
         **kw: Any,
@@ -228,8 +248,7 @@ class Scheduler(Daemon):
             delays = pod_delays(pod)
         except ConfigError as err:
             self.stats["invalid"] += 1
-            labels = (pod.get("metadata") or {}).get("labels") or {}
-            self.warn_once(pod, "InvalidLabel", f"cannot schedule: {err}", value=repr(sorted(labels.items())))
+            self.warn_once(pod, "InvalidLabel", f"cannot schedule: {err}", value=repr(sorted(labels(pod).items())))
             self.queue.forget(key)  # retried when the pod (its labels) changes
             return
         decision = self.decide(pod, zone, delays, key)
@@ -308,7 +327,7 @@ class Scheduler(Daemon):
             else:
                 by_sat.setdefault(sat, []).append(name_of(node))
         now = self.now()
-        label = ((pod.get("metadata") or {}).get("labels") or {}).get("leozone", "")
+        label = labels(pod).get(LEOZONE_LABEL, "")
         if by_sat:
             sats = sorted(by_sat)
             cands = self.trackers.call(zone, lambda t: t.candidates(now, sat_ids=sats, within_s=0.0))

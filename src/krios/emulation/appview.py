@@ -24,14 +24,13 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-log = logging.getLogger(__name__)
+from krios.kube.client import RawClient, as_client, configmap_value, list_items, node_path, pod_path
+from krios.kube.names import LATENCY_CONFIGMAP, LATENCY_KEY, MAPPING_CONFIGMAP, MAPPING_KEY, SYSTEM_NAMESPACE
+from krios.kube.objects import name_of, node_internal_ip, pod_node, pod_ready_since
 
-NAMESPACE = "krios-system"
-MAPPING_CM, MAPPING_KEY = "krios-emulator", "mapping.json"
-LATENCY_CM, LATENCY_KEY = "krios-latency", "matrix.json"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,18 +50,8 @@ class Snapshot:
         return self.serving[0] if self.serving else None
 
 
-def pod_ready_since(pod: Any) -> float | None:
-    """Unix s since when ``pod`` (a kubernetes ``V1Pod``) has been Ready, or ``None`` if it is not."""
-    if pod.metadata.deletion_timestamp is not None or not pod.spec.node_name:
-        return None
-    for cond in (pod.status.conditions or []) if pod.status else []:
-        if cond.type == "Ready" and cond.status == "True":
-            t = cond.last_transition_time
-            return t.timestamp() if isinstance(t, datetime) else 0.0
-    return None
-
-
-def serving_nodes(pods: list[Any], in_zone: Mapping[str, bool] | None = None) -> tuple[tuple[str, ...], dict[str, str]]:
+def serving_nodes(pods: list[dict[str, Any]],
+                  in_zone: Mapping[str, bool] | None = None) -> tuple[tuple[str, ...], dict[str, str]]:
     """Nodes with a Ready pod among ``pods`` and the pod on each.
 
     Order: nodes whose satellite is in the zone (``in_zone``; unknown counts as
@@ -72,7 +61,7 @@ def serving_nodes(pods: list[Any], in_zone: Mapping[str, bool] | None = None) ->
     for pod in pods:
         since = pod_ready_since(pod)
         if since is not None:
-            ready.append((since, pod.spec.node_name, pod.metadata.name))
+            ready.append((since, pod_node(pod), name_of(pod)))
     zone = in_zone or {}
     ready.sort(key=lambda r: (not zone.get(r[1], True), -r[0], r[1]))
     order: list[str] = []
@@ -84,47 +73,34 @@ def serving_nodes(pods: list[Any], in_zone: Mapping[str, bool] | None = None) ->
     return tuple(order), names
 
 
-def internal_ip(node: Any) -> str | None:
-    for addr in (node.status.addresses or []) if node.status else []:
-        if addr.type == "InternalIP":
-            return addr.address
-    return None
-
-
-def _configmap_json(core_v1: Any, name: str, key: str) -> dict[str, Any] | None:
-    from kubernetes.client.exceptions import ApiException
-
+def _configmap_json(client: RawClient, name: str, key: str) -> dict[str, Any] | None:
+    text = configmap_value(client, SYSTEM_NAMESPACE, name, key)
     try:
-        cm = core_v1.read_namespaced_config_map(name, NAMESPACE)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    try:
-        return json.loads((cm.data or {}).get(key) or "null")
+        return json.loads(text or "null")
     except ValueError:
-        log.warning("ConfigMap %s/%s key %s is not JSON", NAMESPACE, name, key)
+        log.warning("ConfigMap %s/%s key %s is not JSON", SYSTEM_NAMESPACE, name, key)
         return None
 
 
-def read_snapshot(core_v1: Any, selector: str, namespace: str | None = None) -> Snapshot:
-    """One :class:`Snapshot` read now (raises the API's exceptions)."""
-    if namespace:
-        pods = core_v1.list_namespaced_pod(namespace, label_selector=selector).items
-    else:
-        pods = core_v1.list_pod_for_all_namespaces(label_selector=selector).items
-    ips = {n.metadata.name: ip for n in core_v1.list_node().items if (ip := internal_ip(n))}
+def read_snapshot(api: Any, selector: str, namespace: str | None = None) -> Snapshot:
+    """One :class:`Snapshot` read now (raises the API's exceptions).
+
+    ``api``: a :class:`krios.kube.client.RawClient` (or an ``ApiClient``).
+    """
+    client = as_client(api)
+    pods = list_items(client, pod_path(namespace or None), label_selector=selector)
+    ips = {name_of(n): ip for n in list_items(client, node_path()) if (ip := node_internal_ip(n))}
     sat_ids: dict[str, int] = {}
     in_zone: dict[str, bool] = {}
-    mapping = _configmap_json(core_v1, MAPPING_CM, MAPPING_KEY) or {}
+    mapping = _configmap_json(client, MAPPING_CONFIGMAP, MAPPING_KEY) or {}
     for node, entry in (mapping.get("nodes") or {}).items():
         if isinstance(entry, dict) and entry.get("sat_id") is not None:
             sat_ids[node] = int(entry["sat_id"])
             in_zone[node] = bool(entry.get("in_zone", True))
     serving, names = serving_nodes(pods, in_zone)
-    matrix = _configmap_json(core_v1, LATENCY_CM, LATENCY_KEY) or {}
-    client = {k: float(v) for k, v in ((matrix.get("rtt") or {}).get("client") or {}).items()}
-    return Snapshot(time.time(), serving, names, ips, sat_ids, client, True)
+    matrix = _configmap_json(client, LATENCY_CONFIGMAP, LATENCY_KEY) or {}
+    rtt = {k: float(v) for k, v in ((matrix.get("rtt") or {}).get("client") or {}).items()}
+    return Snapshot(time.time(), serving, names, ips, sat_ids, rtt, True)
 
 
 class ClusterView:
@@ -134,8 +110,8 @@ class ClusterView:
     ``namespace`` limits the search (default: all namespaces).
     """
 
-    def __init__(self, core_v1: Any, selector: str, *, namespace: str | None = None, refresh_s: float = 0.2):
-        self.core_v1 = core_v1
+    def __init__(self, api: Any, selector: str, *, namespace: str | None = None, refresh_s: float = 0.2):
+        self.client = as_client(api)  # a RawClient, or an ApiClient to make one of
         self.selector = selector
         self.namespace = namespace
         self.refresh_s = refresh_s
@@ -155,7 +131,7 @@ class ClusterView:
     def refresh(self) -> Snapshot:
         """Read a snapshot now; on API errors keep the last one (marked ``api_ok=False``)."""
         try:
-            snap = read_snapshot(self.core_v1, self.selector, self.namespace)
+            snap = read_snapshot(self.client, self.selector, self.namespace)
         except Exception as exc:  # API down or restarting: keep serving the last view
             log.debug("cluster view refresh failed: %s", exc)
             old = self._snap

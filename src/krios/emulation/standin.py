@@ -74,19 +74,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
-def node_port(core_v1: Any, service: str, namespace: str) -> int:
-    """The first ``nodePort`` of Service ``namespace/service``."""
-    from kubernetes.client.exceptions import ApiException
+def node_port(api: Any, service: str, namespace: str) -> int:
+    """The first ``nodePort`` of Service ``namespace/service`` (``api``: a ``RawClient`` or an ``ApiClient``)."""
+    from krios.kube.client import as_client, get_or_none, resource_path
 
-    try:
-        svc = core_v1.read_namespaced_service(service, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            raise ConfigError("no such Service", source="--service", field=f"{namespace}/{service}") from exc
-        raise
-    for p in svc.spec.ports or []:
-        if p.node_port:
-            return int(p.node_port)
+    svc = get_or_none(as_client(api), resource_path("services", namespace, service))
+    if svc is None:
+        raise ConfigError("no such Service", source="--service", field=f"{namespace}/{service}")
+    for p in (svc.get("spec") or {}).get("ports") or []:
+        if p.get("nodePort"):
+            return int(p["nodePort"])
     raise ConfigError("the Service has no nodePort", source="--service", field=f"{namespace}/{service}")
 
 

@@ -1,4 +1,10 @@
-"""A thin JSON client over the python client's transport, with a QPS limit.
+"""The one way krios talks to the Kubernetes API: JSON over the python client's transport.
+
+Every runtime component (the daemons, the emulator, the client's cluster view,
+the pod-latency watch, the virtual kubelet, the benchmarks) sends and receives
+plain JSON ``dict`` objects through :class:`RawClient`; :mod:`krios.kube.config`
+is the one place that reads kubeconfigs, :mod:`krios.kube.objects` reads the
+objects, :mod:`krios.kube.names` holds the names.
 
 The daemons' hot paths (list/watch, bind, events, leases, pod create/delete)
 send and receive plain JSON through the configured
@@ -20,10 +26,16 @@ import time
 from typing import Any
 from urllib.parse import quote
 
+import urllib3
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
+from krios.kube.names import PART_OF, PART_OF_LABEL
+
 Obj = dict[str, Any]
+
+#: What a request raises when the API answers an error or cannot be reached (down, restarting).
+API_ERRORS = (ApiException, urllib3.exceptions.HTTPError, OSError)
 
 
 class TokenBucket:
@@ -131,11 +143,132 @@ class RawClient:
         return self.request("DELETE", path, body=body, **kw)
 
 
-def pod_path(namespace: str, name: str | None = None, sub: str | None = None) -> str:
-    """``/api/v1/namespaces/<ns>/pods[/<name>[/<sub>]]`` with names URL-quoted."""
-    path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods"
+def as_client(api: RawClient | ApiClient | Any, *, qps: float = 0.0, burst: int = 1) -> RawClient:
+    """A :class:`RawClient` for ``api``: itself, or one over an ``ApiClient`` (or a generated
+    API object's ``api_client``, e.g. a ``CoreV1Api``), rate limited at ``qps``/``burst``
+    (default: unlimited, as the generated client is)."""
+    if isinstance(api, RawClient):
+        return api
+    inner = getattr(api, "api_client", api)
+    if not isinstance(inner, ApiClient):
+        raise TypeError(f"not a Kubernetes API client: {type(api).__name__}")
+    return RawClient(inner, qps, burst)
+
+
+# -- paths ----------------------------------------------------------------------------------
+def resource_path(resource: str, namespace: str | None = None, name: str | None = None,
+                  sub: str | None = None, *, group: str = "") -> str:
+    """The API path of a collection or an object, names URL-quoted.
+
+    ``resource`` is the plural (``pods``, ``leases``); ``group`` is ``""`` for the
+    core API or ``<group>/<version>`` (``coordination.k8s.io/v1``).
+    """
+    path = f"/apis/{group}" if group else "/api/v1"
+    if namespace is not None:
+        path += f"/namespaces/{quote(namespace, safe='')}"
+    path += f"/{resource}"
     if name is not None:
         path += f"/{quote(name, safe='')}"
         if sub:
             path += f"/{sub}"
     return path
+
+
+def pod_path(namespace: str | None, name: str | None = None, sub: str | None = None) -> str:
+    """``/api/v1/namespaces/<ns>/pods[/<name>[/<sub>]]`` (``/api/v1/pods`` for no namespace)."""
+    return resource_path("pods", namespace, name, sub)
+
+
+def node_path(name: str | None = None, sub: str | None = None) -> str:
+    """``/api/v1/nodes[/<name>[/<sub>]]``."""
+    return resource_path("nodes", None, name, sub)
+
+
+def configmap_path(namespace: str, name: str | None = None) -> str:
+    """``/api/v1/namespaces/<ns>/configmaps[/<name>]``."""
+    return resource_path("configmaps", namespace, name)
+
+
+def lease_path(namespace: str, name: str | None = None) -> str:
+    """``/apis/coordination.k8s.io/v1/namespaces/<ns>/leases[/<name>]``."""
+    return resource_path("leases", namespace, name, group="coordination.k8s.io/v1")
+
+
+# -- small operations repeated across components ----------------------------------------------
+def get_or_none(client: RawClient, path: str, **kw: Any) -> Obj | None:
+    """GET ``path``; ``None`` when the object does not exist (404), other errors raised."""
+    try:
+        return client.get(path, **kw)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def create_or_exists(client: RawClient, path: str, body: Obj, **kw: Any) -> bool:
+    """POST ``body`` to the collection ``path``; ``False`` if it exists already (409)."""
+    try:
+        client.post(path, body, **kw)
+    except ApiException as exc:
+        if exc.status == 409:
+            return False
+        raise
+    return True
+
+
+def ensure_namespace(client: RawClient, name: str, *, wait_terminating_s: float = 0.0,
+                     timeout: Any = None) -> None:
+    """Create namespace ``name`` unless it exists (read first: needs no create right then).
+
+    With ``wait_terminating_s``, a namespace being deleted is waited for (up to
+    that many seconds, then :class:`TimeoutError`) and created again.
+    """
+    deadline = time.monotonic() + wait_terminating_s
+    while True:
+        ns = get_or_none(client, resource_path("namespaces", name=name), timeout=timeout)
+        if ns is None:
+            body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+            if create_or_exists(client, resource_path("namespaces"), body, timeout=timeout):
+                return
+            continue  # created meanwhile: look again
+        if (ns.get("status") or {}).get("phase") != "Terminating" or wait_terminating_s <= 0:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"namespace {name} stays Terminating")
+        time.sleep(0.5)
+
+
+def configmap_body(namespace: str, name: str, data: dict[str, str]) -> Obj:
+    """A ConfigMap labelled as part of krios."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace, "labels": {PART_OF_LABEL: PART_OF}},
+        "data": data,
+    }
+
+
+def put_configmap(client: RawClient, namespace: str, name: str, data: dict[str, str], *,
+                  timeout: Any = None) -> None:
+    """Replace ConfigMap ``namespace/name`` with ``data`` (create it when missing; the namespace must exist)."""
+    body = configmap_body(namespace, name, data)
+    try:
+        client.put(configmap_path(namespace, name), body, timeout=timeout)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        client.post(configmap_path(namespace), body, timeout=timeout)
+
+
+def configmap_value(client: RawClient, namespace: str, name: str, key: str, *,
+                    timeout: Any = None) -> str | None:
+    """The text under ``key`` of ConfigMap ``namespace/name``; ``None`` if it or the key is missing."""
+    cm = get_or_none(client, configmap_path(namespace, name), timeout=timeout)
+    return None if cm is None else (cm.get("data") or {}).get(key)
+
+
+def list_items(client: RawClient, path: str, *, label_selector: str | None = None,
+               field_selector: str | None = None, timeout: Any = None) -> list[Obj]:
+    """The objects of the collection ``path`` (one list, no paging)."""
+    query = {"labelSelector": label_selector or None, "fieldSelector": field_selector or None}
+    return client.get(path, query=query, timeout=timeout).get("items") or []

@@ -20,11 +20,13 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from krios.kube.names import CLOCK_CONFIGMAP, CLOCK_KEY, SYSTEM_NAMESPACE
+
 log = logging.getLogger(__name__)
 
-NAMESPACE = "krios-system"
-NAME = "krios-clock"
-KEY = "clock.json"
+NAMESPACE = SYSTEM_NAMESPACE
+NAME = CLOCK_CONFIGMAP
+KEY = CLOCK_KEY
 
 
 @dataclass(frozen=True)
@@ -74,69 +76,35 @@ class Clock:
     # --- ConfigMap transport -------------------------------------------------
 
     def configmap_body(self) -> dict[str, Any]:
-        return {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "krios"}},
-            "data": {KEY: self.to_json()},
-        }
+        from krios.kube.client import configmap_body
 
-    def publish(self, core_v1: Any) -> None:
-        """Create or replace the ``krios-clock`` ConfigMap (namespace must exist)."""
-        from kubernetes.client.exceptions import ApiException
+        return configmap_body(NAMESPACE, NAME, {KEY: self.to_json()})
 
-        body = self.configmap_body()
-        try:
-            core_v1.replace_namespaced_config_map(NAME, NAMESPACE, body)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            core_v1.create_namespaced_config_map(NAMESPACE, body)
+    def publish(self, api: Any) -> None:
+        """Create or replace the ``krios-clock`` ConfigMap (namespace must exist).
+
+        ``api``: a :class:`krios.kube.client.RawClient` (or an ``ApiClient``).
+        """
+        from krios.kube.client import as_client, put_configmap
+
+        put_configmap(as_client(api), NAMESPACE, NAME, {KEY: self.to_json()})
 
     @classmethod
-    def from_configmap(cls, core_v1: Any) -> Clock:
+    def from_configmap(cls, api: Any) -> Clock:
         """The published clock, or real time when there is none (or it is unreadable)."""
         from kubernetes.client.exceptions import ApiException
 
+        from krios.kube.client import as_client, configmap_value
+
         try:
-            cm = core_v1.read_namespaced_config_map(NAME, NAMESPACE)
+            text = configmap_value(as_client(api), NAMESPACE, NAME, KEY)
         except ApiException as exc:
-            if exc.status != 404:
-                log.warning("cannot read %s/%s: %s; using real time", NAMESPACE, NAME, exc.reason)
+            log.warning("cannot read %s/%s: %s; using real time", NAMESPACE, NAME, exc.reason)
+            return cls.real()
+        if text is None:
             return cls.real()
         try:
-            return cls.from_json((cm.data or {})[KEY])
+            return cls.from_json(text)
         except (KeyError, ValueError, TypeError) as exc:
             log.warning("ConfigMap %s/%s key %s is invalid (%s); using real time", NAMESPACE, NAME, KEY, exc)
             return cls.real()
-
-
-class ClusterClock:
-    """A :class:`Clock` re-read from the cluster at most every ``refresh_s`` seconds.
-
-    Daemons call :meth:`now`; a restarted emulator (new epoch or rate) is
-    picked up within ``refresh_s``. API errors keep the last known clock.
-    """
-
-    def __init__(self, core_v1: Any, refresh_s: float = 2.0):
-        self._core_v1 = core_v1
-        self._refresh_s = refresh_s
-        self._clock = Clock.real()
-        self._read_at = -float("inf")
-
-    @property
-    def clock(self) -> Clock:
-        wall = time.time()
-        if wall - self._read_at >= self._refresh_s:
-            try:
-                self._clock = Clock.from_configmap(self._core_v1)
-            except Exception as exc:  # API down: keep the last clock
-                log.debug("clock refresh failed: %s", exc)
-            self._read_at = wall
-        return self._clock
-
-    def now(self) -> float:
-        return self.clock.now()
-
-    def wall_at(self, sim: float) -> float:
-        return self.clock.wall_at(sim)

@@ -2,13 +2,19 @@
 
 :func:`load_client` looks, in order, at an explicit kubeconfig path,
 ``$KUBECONFIG``, the local cluster's state folder (``krios cluster up``), and
-the in-cluster service account of a pod.
+the in-cluster service account of a pod: the one place krios reads
+kubeconfigs. :func:`client_with_pool` gives a component a client with its own
+connection pool. Requests go through :class:`krios.kube.client.RawClient`.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 import urllib3
 import yaml
@@ -16,6 +22,9 @@ from kubernetes import client, config
 
 from krios.config.paths import KUBECONFIG, default_state_dir
 from krios.errors import ClusterError
+
+#: Re-read an expiring API token (exec plugins, OIDC) at most this often (s).
+API_KEY_REFRESH_S = 10.0
 
 
 def load_client(kubeconfig: str | os.PathLike[str] | None = None) -> client.ApiClient:
@@ -63,3 +72,35 @@ def _from_file(path: str, cfg: client.Configuration, source: str) -> None:
     except (config.ConfigException, OSError, ValueError, yaml.YAMLError) as err:
         reason = " ".join(str(err).split())  # one line, even for a YAML parser error
         raise ClusterError(f"unusable kubeconfig: {reason}", source=source, field=path) from err
+
+
+def client_with_pool(api: client.ApiClient, maxsize: int) -> client.ApiClient:
+    """A new ``ApiClient`` with ``api``'s configuration and its own pool of ``maxsize`` connections.
+
+    Watches hold a connection for minutes: a component's requests must never
+    queue behind them, nor open throw-away TLS connections because the pool
+    is full. One quick retry covers a pooled connection the server closed;
+    longer outages are the caller's business (backoff), not urllib3's.
+    """
+    cfg = copy.deepcopy(api.configuration)
+    cfg.connection_pool_maxsize = maxsize
+    cfg.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=0, other=0)
+    hook = cfg.refresh_api_key_hook
+    if hook is not None:
+        # The kubeconfig loader re-applies the whole configuration (and scans the
+        # environment for proxies) before *every* request: a quarter of a request's
+        # CPU. Tokens that expire are refreshed by it all the same, at most every 10 s.
+        state = {"hook": hook, "last": -math.inf}
+
+        def refresh(c: Any) -> None:
+            now = time.monotonic()
+            if now - state["last"] >= API_KEY_REFRESH_S:
+                state["last"] = now
+                state["hook"](c)
+                # the loader installs a fresh hook of its own each time: keep ours in front
+                if c.refresh_api_key_hook is not refresh:
+                    state["hook"] = c.refresh_api_key_hook or state["hook"]
+                    c.refresh_api_key_hook = refresh
+
+        cfg.refresh_api_key_hook = refresh
+    return client.ApiClient(cfg)

@@ -1,17 +1,15 @@
 """Watch-fed caches of Kubernetes objects (a small client-go style informer).
 
-An :class:`Informer` lists a resource once, then watches it from the list's
-``resourceVersion`` and keeps a thread-safe :class:`Store` of the objects,
-calling handlers for every add, update and delete. It survives the API going
-away:
+An :class:`Informer` runs one :class:`~krios.kube.reflector.Reflector` (list,
+then watch from the list's ``resourceVersion``, across apiserver restarts) in
+a thread and keeps a thread-safe :class:`Store` of the objects, calling
+handlers for every add, update and delete:
 
-- a watch that ends (server timeout, connection closed) resumes from the last
-  ``resourceVersion`` seen (bookmarks included), so no event is missed;
-- ``410 Gone`` (the version was compacted away) triggers a relist; the store is
-  *replaced* and handlers see the difference (adds, updates, and deletes for
-  objects that vanished while the watch was down);
-- any other error (connection refused while the apiserver restarts, 5xx)
-  is retried with exponential backoff and jitter.
+- a watch that ends resumes from the last ``resourceVersion`` seen, so no
+  event is missed;
+- after a relist (``410 Gone``) the store is *replaced* and handlers see the
+  difference (adds, updates, and deletes for objects that vanished while the
+  watch was down).
 
 Objects are the API's JSON as plain ``dict`` (through
 :class:`krios.kube.client.RawClient`): much faster than the python client's models
@@ -21,17 +19,14 @@ as read-only.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 from krios.kube.client import RawClient
+from krios.kube.objects import object_key, resource_version
+from krios.kube.reflector import Reflector
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +34,6 @@ Obj = dict[str, Any]
 #: ``handler(event_type, obj, old)``: ``event_type`` is ``"ADDED"``, ``"MODIFIED"``
 #: or ``"DELETED"``; ``old`` is the previous object (``None`` for additions).
 Handler = Callable[[str, Obj, Obj | None], None]
-
-
-def object_key(obj: Obj) -> str:
-    """``namespace/name`` for namespaced objects, ``name`` for cluster-scoped ones."""
-    meta = obj.get("metadata") or {}
-    ns = meta.get("namespace")
-    return f"{ns}/{meta.get('name')}" if ns else str(meta.get("name"))
 
 
 class Store:
@@ -88,10 +76,6 @@ class Store:
             return old
 
 
-class _Expired(Exception):
-    """The watched resourceVersion is too old (410 Gone): relist."""
-
-
 class Informer:
     """List + watch one resource into a :class:`Store` and notify handlers.
 
@@ -104,15 +88,8 @@ class Informer:
         ``/api/v1/namespaces/krios-system/configmaps``.
     name:
         Used in log lines and thread names.
-    field_selector, label_selector:
-        Passed to both the list and the watch.
-    watch_timeout_s:
-        Server-side watch timeout; each watch lasts a random 1-2x this (as
-        client-go does) before it is resumed from the last resourceVersion.
-    backoff_initial_s, backoff_max_s:
-        Exponential backoff (with jitter) after API errors.
-    page_size:
-        List in pages of this many objects (``limit``/``continue``).
+    field_selector, label_selector, watch_timeout_s, backoff_initial_s, backoff_max_s, page_size:
+        The :class:`~krios.kube.reflector.Reflector`'s.
     """
 
     def __init__(
@@ -131,24 +108,27 @@ class Informer:
         self.client = client
         self.path = path
         self.name = name
-        self.field_selector = field_selector
-        self.label_selector = label_selector
-        self.watch_timeout_s = watch_timeout_s
-        self.backoff_initial_s = backoff_initial_s
-        self.backoff_max_s = backoff_max_s
-        self.page_size = page_size
         self.store = Store()
-        self.resource_version: str | None = None
-        #: Counters for logs and tests: lists done, watches opened, errors seen.
-        self.stats = {"lists": 0, "watches": 0, "errors": 0, "expired": 0, "events": 0}
+        self.reflector = Reflector(
+            client, path, name=name, on_sync=self._replace, on_event=self._event,
+            field_selector=field_selector, label_selector=label_selector, watch_timeout_s=watch_timeout_s,
+            backoff_initial_s=backoff_initial_s, backoff_max_s=backoff_max_s, page_size=page_size,
+        )
         self._handlers: list[Handler] = []
         self._synced = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._resp: Any = None
-        self._rng = random.Random()
 
     # -- public -----------------------------------------------------------------
+    @property
+    def stats(self) -> dict[str, int]:
+        """The reflector's counters: ``lists``, ``watches``, ``errors``, ``expired``, ``events``."""
+        return self.reflector.stats
+
+    @property
+    def resource_version(self) -> str | None:
+        return self.reflector.resource_version
+
     def add_handler(self, handler: Handler) -> None:
         """Call ``handler(event_type, obj, old)`` for every change (in the informer thread).
 
@@ -167,14 +147,15 @@ class Informer:
             self._thread = None
             self._stop.clear()
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"informer-{self.name}", daemon=True)
+            self._thread = threading.Thread(target=self.reflector.run, args=(self._stop,),
+                                            name=f"informer-{self.name}", daemon=True)
             self._thread.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop watching and join the thread (interrupts a blocked read)."""
         self._stop.set()
-        self._close_response()
+        self.reflector.close()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -192,124 +173,29 @@ class Informer:
     def list(self) -> list[Obj]:
         return self.store.list()
 
-    # -- internals ----------------------------------------------------------------
-    def _selectors(self) -> dict[str, str]:
-        kw = {}
-        if self.field_selector:
-            kw["fieldSelector"] = self.field_selector
-        if self.label_selector:
-            kw["labelSelector"] = self.label_selector
-        return kw
-
-    def _run(self) -> None:
-        backoff = self.backoff_initial_s
-        need_list = not self._synced.is_set() or self.resource_version is None
-        while not self._stop.is_set():
-            try:
-                if need_list:
-                    self._relist()
-                    need_list = False
-                    backoff = self.backoff_initial_s
-                self._watch_once()
-                backoff = self.backoff_initial_s
-            except _Expired:
-                self.stats["expired"] += 1
-                log.info("%s: resourceVersion %s expired, relisting", self.name, self.resource_version)
-                need_list = True
-            except Exception as exc:  # API down, connection reset, 5xx ...
-                if self._stop.is_set():
-                    break
-                self.stats["errors"] += 1
-                if isinstance(exc, ApiException) and exc.status == 410:
-                    self.stats["expired"] += 1
-                    need_list = True
-                    continue
-                delay = backoff * (1.0 + self._rng.random())
-                log.warning("%s: %s; retrying in %.2fs", self.name, _describe(exc), delay)
-                self._stop.wait(delay)
-                backoff = min(backoff * 2.0, self.backoff_max_s)
-
-    def _relist(self) -> None:
-        items: dict[str, Obj] = {}
-        cont: str | None = None
-        while True:
-            query = {"limit": self.page_size, "continue": cont, **self._selectors()}
-            body = self.client.get(self.path, query=query, timeout=(5, 60))
-            kind = body.get("kind", "").removesuffix("List")
-            version = body.get("apiVersion")
-            for obj in body.get("items") or []:
-                # list items carry no kind/apiVersion; add them so objects look alike
-                obj.setdefault("kind", kind)
-                obj.setdefault("apiVersion", version)
-                items[object_key(obj)] = obj
-            meta = body.get("metadata") or {}
-            cont = meta.get("continue")
-            if not cont:
-                self.resource_version = meta.get("resourceVersion")
-                break
+    # -- internals (in the reflector's thread) -------------------------------------------
+    def _replace(self, listed: list[Obj]) -> None:
+        items = {object_key(obj): obj for obj in listed}
         old = self.store._replace(items)
-        self.stats["lists"] += 1
-        log.debug("%s: listed %d objects at rv %s", self.name, len(items), self.resource_version)
         for key, obj in items.items():
             prev = old.get(key)
             if prev is None:
                 self._dispatch("ADDED", obj, None)
-            elif _rv(prev) != _rv(obj):
+            elif resource_version(prev) != resource_version(obj):
                 self._dispatch("MODIFIED", obj, prev)
         for key, prev in old.items():
             if key not in items:
                 self._dispatch("DELETED", prev, prev)
         self._synced.set()
 
-    def _watch_once(self) -> None:
-        timeout = int(self.watch_timeout_s * (1.0 + self._rng.random()))
-        query = {
-            "watch": True,
-            "resourceVersion": self.resource_version,
-            "allowWatchBookmarks": True,
-            "timeoutSeconds": timeout,
-            **self._selectors(),
-        }
-        resp = self.client.stream(self.path, query=query, timeout=(5, timeout + 30))
-        self._resp = resp
-        self.stats["watches"] += 1
-        try:
-            if self._stop.is_set():
-                return
-            for line in _lines(resp):
-                if self._stop.is_set():
-                    return
-                self._handle(json.loads(line))
-        finally:
-            self._resp = None
-            # never hand a watch's connection back for reuse: after stop() its socket is
-            # half shut, and a request on it would wait for its read timeout
-            resp.close()
-            resp.release_conn()
-
-    def _handle(self, event: Obj) -> None:
-        etype = event.get("type")
-        obj = event.get("object") or {}
-        if etype == "ERROR":
-            code = obj.get("code")
-            if code == 410:
-                raise _Expired()
-            raise RuntimeError(f"watch error {code}: {obj.get('message')}")
-        rv = _rv(obj)
-        if etype == "BOOKMARK":
-            if rv:
-                self.resource_version = rv
-            return
+    def _event(self, etype: str, obj: Obj) -> None:
         key = object_key(obj)
-        self.stats["events"] += 1
         if etype in ("ADDED", "MODIFIED"):
             old = self.store._put(key, obj)
             self._dispatch("ADDED" if old is None else "MODIFIED", obj, old)
         elif etype == "DELETED":
             old = self.store._pop(key)
             self._dispatch("DELETED", obj, old)
-        if rv:
-            self.resource_version = rv
 
     def _dispatch(self, etype: str, obj: Obj, old: Obj | None) -> None:
         for handler in self._handlers:
@@ -317,35 +203,3 @@ class Informer:
                 handler(etype, obj, old)
             except Exception:
                 log.exception("%s: handler failed on %s %s", self.name, etype, object_key(obj))
-
-    def _close_response(self) -> None:
-        resp = self._resp
-        if resp is None:
-            return
-        with contextlib.suppress(Exception):  # already released or closed
-            resp.shutdown()
-
-
-def _rv(obj: Obj) -> str | None:
-    return (obj.get("metadata") or {}).get("resourceVersion")
-
-
-def _lines(resp: Any) -> Iterator[bytes]:
-    """Newline-delimited JSON lines of a streaming (chunked) watch response."""
-    buf = b""
-    for chunk in resp.stream(amt=None, decode_content=False):
-        buf += chunk
-        if b"\n" not in chunk:
-            continue
-        *lines, buf = buf.split(b"\n")
-        for line in lines:
-            if line.strip():
-                yield line
-    if buf.strip():
-        yield buf
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ApiException):
-        return f"API error {exc.status} {exc.reason}"
-    return f"{type(exc).__name__}: {exc}"[:300]

@@ -21,21 +21,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 from kubernetes.client.exceptions import ApiException
 
-from krios.kube.client import RawClient, status_of
+from krios.kube.client import RawClient, ensure_namespace, lease_path, status_of
+from krios.kube.objects import micro_time
 
 log = logging.getLogger(__name__)
-
-
-def micro_time(t: float | None = None) -> str:
-    """A Kubernetes ``MicroTime`` string (RFC 3339, microseconds, UTC) for unix seconds ``t``."""
-    t = time.time() if t is None else t
-    return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def default_identity(component: str) -> str:
@@ -94,8 +87,7 @@ class LeaderElector:
 
     @property
     def path(self) -> str:
-        ns, name = quote(self.namespace, safe=""), quote(self.name, safe="")
-        return f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}"
+        return lease_path(self.namespace, self.name)
 
     def is_leader(self) -> bool:
         return self._leading.is_set()
@@ -208,10 +200,8 @@ class LeaderElector:
             "metadata": {"name": self.name, "namespace": self.namespace},
             "spec": self._spec(None),
         }
-        ns = quote(self.namespace, safe="")
         try:
-            self.client.post(f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases", body,
-                             timeout=(2, self.retry_period_s * 2))
+            self.client.post(lease_path(self.namespace), body, timeout=(2, self.retry_period_s * 2))
         except ApiException as exc:
             if exc.status == 404 and retry:  # the namespace itself is missing: try to make it
                 self._ensure_namespace()
@@ -226,11 +216,9 @@ class LeaderElector:
         return True
 
     def _ensure_namespace(self) -> None:
-        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
         try:
-            self.client.post("/api/v1/namespaces", body, timeout=(2, 5))
-            log.info("created namespace %s for the lease", self.namespace)
-        except Exception as exc:  # 409 exists, 403 not allowed: the campaign just retries
+            ensure_namespace(self.client, self.namespace, timeout=(2, 5))
+        except Exception as exc:  # 403 not allowed, apiserver down: the campaign just retries
             log.debug("create namespace %s: %s", self.namespace, status_of(exc) or exc)
 
     def _release(self) -> None:

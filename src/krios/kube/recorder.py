@@ -16,10 +16,9 @@ import queue
 import threading
 import time
 from typing import Any
-from urllib.parse import quote
 
-from krios.kube.client import RawClient, status_of
-from krios.kube.leader import micro_time
+from krios.kube.client import RawClient, resource_path, status_of
+from krios.kube.objects import micro_time
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +146,8 @@ class EventRecorder:
                 self._queue.task_done()
 
     def _send(self, body: Obj) -> None:
-        ns = quote(body["metadata"]["namespace"], safe="")
-        path = f"/apis/events.k8s.io/v1/namespaces/{ns}/events" if body["apiVersion"] == "events.k8s.io/v1" \
-            else f"/api/v1/namespaces/{ns}/events"
+        group = "events.k8s.io/v1" if body["apiVersion"] == "events.k8s.io/v1" else ""
+        path = resource_path("events", body["metadata"]["namespace"], group=group)
         deadline = time.monotonic() + self.retry_s
         delay = 0.2
         while True:

@@ -130,6 +130,12 @@ class LocalCluster:
 
         return load_client(self.kubeconfig)
 
+    def json_client(self, timeout_s: float = 10.0) -> Any:
+        """A fresh :class:`krios.kube.client.RawClient` for this cluster (no rate limit)."""
+        from krios.kube.client import RawClient
+
+        return RawClient(self.api_client(), qps=0, burst=1, timeout=(5.0, timeout_s))
+
     def is_running(self) -> bool:
         """True if any process the state records is alive."""
         state = load_state(self.state_dir)
@@ -305,20 +311,24 @@ class LocalCluster:
         )
 
     def _wait_nodes_ready(self, state: ClusterState, names: Iterable[str], timeout_s: float = 60.0) -> None:
+        from krios.kube.client import API_ERRORS
+
         want = set(names)
-        deadline = time.monotonic() + timeout_s
-        missing = want
-        while want and time.monotonic() < deadline:
-            try:
-                nodes = _raw_nodes(state)
-            except OSError:
-                nodes = {}
-            missing = {n for n in want if not vn.node_is_ready(nodes.get(n, {}))}
-            if not missing:
-                return
-            time.sleep(0.1)
         if not want:
             return
+        deadline = time.monotonic() + timeout_s
+        missing = want
+        client = self.json_client()
+        with client.api:
+            while time.monotonic() < deadline:
+                try:
+                    nodes = _raw_nodes(client)
+                except API_ERRORS:
+                    nodes = {}
+                missing = {n for n in want if not vn.node_is_ready(nodes.get(n, {}))}
+                if not missing:
+                    return
+                time.sleep(0.1)
         raise ClusterError(
             f"nodes not Ready after {timeout_s:.0f} s: {', '.join(sorted(missing))}\n"
             f"{_tail(state.processes[KUBELET].log)}",
@@ -389,17 +399,17 @@ class LocalCluster:
         A name ``krios-worker-<i>`` gets InternalIP ``127.0.1.<i+1>``; any other
         name gets the next free address after the existing workers'.
         """
-        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
 
-        from krios.kube.reflector import read_json
+        from krios.kube.client import create_or_exists, node_path
 
         names = list(names)
         with locked(self.state_dir):
             state = self._state()
             known = set(state.workers) | set(state.control_plane_nodes)
-            with self.api_client() as api:
-                core = client.CoreV1Api(api)
-                used = {vn.node_ip(n) for n in _raw_nodes(state).values()}
+            client = self.json_client()
+            with client.api:
+                used = {vn.node_ip(n) for n in _raw_nodes(client).values()}
                 used |= {vn.ip_for_name(n) for n in names}
                 next_ip = 0
                 for name in names:
@@ -411,11 +421,10 @@ class LocalCluster:
                         used.add(ip)
                     body = vn.node_manifest(name, ip, labels)
                     try:
-                        read_json(core.create_node(body, _preload_content=False, _request_timeout=10))
-                    except client.exceptions.ApiException as err:
-                        if err.status != 409:
-                            raise ClusterError(f"cannot create node: {err.reason}", source="add_nodes",
-                                               field=name) from err
+                        create_or_exists(client, node_path(), body)
+                    except ApiException as err:
+                        raise ClusterError(f"cannot create node: {err.reason}", source="add_nodes",
+                                           field=name) from err
                     if name not in known:
                         state.workers.append(name)
                         known.add(name)
@@ -445,9 +454,11 @@ class LocalCluster:
         api_ok = next(c["healthy"] for c in comps if c["name"] == "kube-apiserver")
         nodes, nodes_error = None, None
         if api_ok:
+            from krios.kube.client import API_ERRORS
+
             try:
                 nodes = self._node_rows()
-            except (OSError, ValueError) as err:  # the apiserver may die between probe and list
+            except (*API_ERRORS, ValueError) as err:  # the apiserver may die between probe and list
                 nodes_error = str(err).splitlines()[0]
         else:
             nodes_error = "kube-apiserver is down"
@@ -462,16 +473,18 @@ class LocalCluster:
         }
 
     def _node_rows(self) -> list[dict[str, Any]]:
-        items = _raw_nodes(self._state(), timeout_s=5)
+        from krios.kube.names import SAT_LABEL
+        from krios.kube.objects import labels, node_internal_ip
+
+        client = self.json_client(timeout_s=5)
+        with client.api:
+            items = _raw_nodes(client)
         rows = []
         for name in sorted(items, key=_node_sort_key):
             node = items[name]
-            labels = node["metadata"].get("labels") or {}
-            role = "control-plane" if vn.CONTROL_ROLE in labels else "worker"
-            addrs = (node.get("status") or {}).get("addresses") or []
-            ip = next((a["address"] for a in addrs if a.get("type") == "InternalIP"), "")
-            rows.append({"name": name, "ready": vn.node_is_ready(node), "sat_id": labels.get("sat_id"),
-                         "ip": ip, "role": role})
+            role = "control-plane" if vn.CONTROL_ROLE in labels(node) else "worker"
+            rows.append({"name": name, "ready": vn.node_is_ready(node), "sat_id": labels(node).get(SAT_LABEL),
+                         "ip": node_internal_ip(node) or "", "role": role})
         return rows
 
     def _component_health(self, state: ClusterState, rec: ProcessRecord) -> tuple[bool, str]:
@@ -513,10 +526,11 @@ def _check_count(value: int, name: str) -> None:
         raise ConfigError("must be a whole number >= 0", source=name, field=str(value))
 
 
-def _raw_nodes(state: ClusterState, timeout_s: float = 10) -> dict[str, dict[str, Any]]:
-    """Nodes by name, as JSON (plain HTTPS: no client library to import)."""
-    data = comp.get_json(f"{state.server}/api/v1/nodes", state.token, timeout_s)
-    return {n["metadata"]["name"]: n for n in data.get("items") or []}
+def _raw_nodes(client: Any) -> dict[str, dict[str, Any]]:
+    """Nodes by name, as JSON, through ``client`` (a :class:`krios.kube.client.RawClient`)."""
+    from krios.kube.client import list_items, node_path
+
+    return {n["metadata"]["name"]: n for n in list_items(client, node_path())}
 
 
 def _node_sort_key(name: str) -> tuple[str, int]:

@@ -43,19 +43,21 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
-from kubernetes import client, config
+from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from krios.kube.reflector import Reflector, backoff_s, read_json
+from krios.kube.client import API_ERRORS, RawClient, create_or_exists, lease_path, node_path, pod_path
+from krios.kube.config import client_with_pool, load_client
+from krios.kube.names import NODE_LEASE_NAMESPACE, VIRTUAL_KUBELET_LABEL
+from krios.kube.objects import micro_time, node_ready, pod_running_ready
+from krios.kube.reflector import Reflector, backoff_s
 from krios.localcluster import nodes as vn
 from krios.localcluster import process
 from krios.localcluster.state import HEARTBEAT
 
 log = logging.getLogger(__name__)
 
-SMP = "application/strategic-merge-patch+json"
-MERGE = "application/merge-patch+json"
-LEASE_NS = "kube-node-lease"
+LEASE_NS = NODE_LEASE_NAMESPACE
 TIMEOUT_S = 10
 
 Obj = dict[str, Any]
@@ -81,7 +83,7 @@ class VirtualKubelet:
 
     def __init__(
         self,
-        api: client.ApiClient,
+        api: ApiClient | RawClient,
         *,
         workers: int = 0,
         control_plane_nodes: int = 0,
@@ -94,8 +96,7 @@ class VirtualKubelet:
         threads: int = 4,
         seed: int | None = None,
     ):
-        self.core = client.CoreV1Api(api)
-        self.coord = client.CoordinationV1Api(api)
+        self.client = api if isinstance(api, RawClient) else RawClient(api, qps=0, burst=1, timeout=(5, TIMEOUT_S))
         self.initial = [vn.control_name(i) for i in range(control_plane_nodes)]
         self.initial += [vn.worker_name(i) for i in range(workers)]
         self.ready_delay_s = ready_delay_s
@@ -128,15 +129,17 @@ class VirtualKubelet:
         if stop is not None:
             self.stop = stop
         node_reflector = Reflector(
-            "nodes", self.core.list_node, self._sync_nodes, self._on_node, self.stop,
-            label_selector=f"{vn.VIRTUAL_LABEL}=true", on_health=self._health,
+            self.client, node_path(), name="nodes", on_sync=self._sync_nodes, on_event=self._on_node,
+            label_selector=f"{VIRTUAL_KUBELET_LABEL}=true", on_health=self._health, watch_timeout_s=120,
         )
         pod_reflector = Reflector(
-            "pods", self.core.list_pod_for_all_namespaces, self._sync_pods, self._on_pod, self.stop,
-            field_selector="spec.nodeName!=", on_health=self._health,
+            self.client, pod_path(None), name="pods", on_sync=self._sync_pods, on_event=self._on_pod,
+            field_selector="spec.nodeName!=", on_health=self._health, watch_timeout_s=120,
         )
-        for target in (self._register, node_reflector.run, pod_reflector.run, self._timer_loop):
-            threading.Thread(target=target, name=getattr(target, "__name__", "vk"), daemon=True).start()
+        threads = [(self._register, ()), (self._timer_loop, ()),
+                   (node_reflector.run, (self.stop,)), (pod_reflector.run, (self.stop,))]
+        for target, args in threads:
+            threading.Thread(target=target, args=args, name=getattr(target, "__name__", "vk"), daemon=True).start()
         while not self.stop.is_set():
             self._renew_leases()
             self._write_heartbeat()
@@ -201,12 +204,8 @@ class VirtualKubelet:
             self._schedule(0.0, self._create_node, body)
 
     def _create_node(self, body: Obj) -> None:
-        try:
-            read_json(self.core.create_node(body, _preload_content=False, _request_timeout=TIMEOUT_S))
+        if create_or_exists(self.client, node_path(), body):
             log.info("registered node %s", body["metadata"]["name"])
-        except ApiException as err:
-            if err.status != 409:
-                raise
 
     def _sync_nodes(self, items: list[Obj]) -> None:
         names = {n["metadata"]["name"] for n in items}
@@ -236,7 +235,7 @@ class VirtualKubelet:
         """Post a Ready status, then drop the not-ready taints (optimistic concurrency)."""
         key = f"node/{name}"
         try:
-            node = read_json(self.core.read_node(name, _preload_content=False, _request_timeout=TIMEOUT_S))
+            node = self.client.get(node_path(name))
         except ApiException as err:
             if err.status != 404:
                 raise
@@ -244,18 +243,15 @@ class VirtualKubelet:
                 self.inflight.pop(key, None)
             return
         ip = vn.node_ip(node)
-        conds = (node.get("status") or {}).get("conditions") or []
-        if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds):
+        if not node_ready(node):
             body = vn.node_status(name, ip, time.time(), self.capacity)
-            node = read_json(self.core.patch_node_status(
-                name, body, _content_type=SMP, _preload_content=False, _request_timeout=TIMEOUT_S))
+            node = self.client.patch(node_path(name, "status"), body, merge=False)
         taints = (node.get("spec") or {}).get("taints") or []
         keep = [t for t in taints if t.get("key") not in vn.NOT_READY_TAINTS]
         if len(keep) != len(taints):
             # resourceVersion makes this conditional: a concurrent taint change gives 409 and a retry.
             body = {"metadata": {"resourceVersion": node["metadata"]["resourceVersion"]}, "spec": {"taints": keep}}
-            read_json(self.core.patch_node(
-                name, body, _content_type=MERGE, _preload_content=False, _request_timeout=TIMEOUT_S))
+            self.client.patch(node_path(name), body)
         with self.lock:
             self.inflight.pop(key, None)
             self._lease_due.setdefault(name, 0.0)  # first lease right away
@@ -274,7 +270,7 @@ class VirtualKubelet:
         for name, uid in due:
             try:
                 self._renew_lease(name, uid)
-            except (ApiException, urllib3.exceptions.HTTPError, OSError) as err:
+            except API_ERRORS as err:
                 log.warning("lease renewal failed (%s); next try in 1 s", err)
                 return  # the apiserver is away: do not hammer it once per node
             with self.lock:
@@ -287,18 +283,17 @@ class VirtualKubelet:
         spec = {
             "holderIdentity": name,
             "leaseDurationSeconds": self.lease_duration_s,
-            "renewTime": vn.micro_time(time.time()),
+            "renewTime": micro_time(time.time()),
         }
         try:
-            read_json(self.coord.patch_namespaced_lease(
-                name, LEASE_NS, {"spec": spec}, _content_type=MERGE, _preload_content=False,
-                _request_timeout=5))
+            self.client.patch(lease_path(LEASE_NS, name), {"spec": spec}, timeout=5)
         except ApiException as err:
             if err.status != 404:
                 raise
             owner = {"apiVersion": "v1", "kind": "Node", "name": name, "uid": uid}
-            body = {"metadata": {"name": name, "namespace": LEASE_NS, "ownerReferences": [owner]}, "spec": spec}
-            read_json(self.coord.create_namespaced_lease(LEASE_NS, body, _preload_content=False, _request_timeout=5))
+            body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                    "metadata": {"name": name, "namespace": LEASE_NS, "ownerReferences": [owner]}, "spec": spec}
+            self.client.post(lease_path(LEASE_NS), body, timeout=5)
 
     # ------------------------------------------------------------------ pods
     def _sync_pods(self, items: list[Obj]) -> None:
@@ -346,7 +341,7 @@ class VirtualKubelet:
         if uid in self.inflight or uid in self.done:
             return
         phase = (pod.get("status") or {}).get("phase")
-        if phase in ("Succeeded", "Failed") or vn.pod_is_running_ready(pod):
+        if phase in ("Succeeded", "Failed") or pod_running_ready(pod):
             self.done.add(uid)
             return
         self.inflight[uid] = "ready"
@@ -363,9 +358,7 @@ class VirtualKubelet:
         meta = pod["metadata"]
         body = vn.pod_running_status(pod, ip, time.time())
         try:
-            read_json(self.core.patch_namespaced_pod_status(
-                meta["name"], meta["namespace"], body, _content_type=SMP,
-                _preload_content=False, _request_timeout=TIMEOUT_S))
+            self.client.patch(pod_path(meta["namespace"], meta["name"], "status"), body, merge=False)
             self.stats["pods_running"] += 1
         except ApiException as err:
             if err.status not in (404, 409, 422):
@@ -387,9 +380,7 @@ class VirtualKubelet:
         meta = pod["metadata"]
         body = {"gracePeriodSeconds": 0, "preconditions": {"uid": uid}}
         try:
-            read_json(self.core.delete_namespaced_pod(
-                meta["name"], meta["namespace"], body=body, _preload_content=False,
-                _request_timeout=TIMEOUT_S))
+            self.client.delete(pod_path(meta["namespace"], meta["name"]), body)
             self.stats["pods_deleted"] += 1
         except ApiException as err:
             if err.status not in (404, 409):
@@ -452,11 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("urllib3").setLevel(logging.ERROR)
     urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    cfg = client.Configuration()
-    config.load_kube_config(config_file=args.kubeconfig, client_configuration=cfg)
-    cfg.connection_pool_maxsize = args.threads + 4
     kubelet = VirtualKubelet(
-        client.ApiClient(cfg),
+        client_with_pool(load_client(args.kubeconfig), args.threads + 4),
         workers=args.workers,
         control_plane_nodes=args.control_plane_nodes,
         ready_delay_s=args.ready_delay_s,

@@ -1,6 +1,6 @@
 """What virtual nodes and their pods look like to the API (plain JSON dicts).
 
-Names and addresses (``docs/ARCHITECTURE.md``): workers are
+Names and addresses (``docs/design/interfaces.md``): workers are
 ``krios-worker-<i>`` with InternalIP ``127.0.1.<i+1>`` (past 254 the count
 carries on into ``127.0.2.x``; everything stays in loopback 127.0.0.0/8),
 control-plane nodes ``krios-control-<i>`` with ``127.0.0.<i+1>``. A node may
@@ -15,15 +15,23 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import UTC, datetime
 from typing import Any
 
+from krios.kube.names import (
+    CONTROL_ROLE_LABEL,
+    INTERNAL_IP_ANNOTATION,
+    VIRTUAL_KUBELET_LABEL,
+    WORKER_ROLE_LABEL,
+)
+from krios.kube.objects import node_internal_ip, node_ready, rfc3339
+from krios.kube.objects import pod_running_ready as pod_is_running_ready  # noqa: F401 (this module's API)
+
 #: Label that marks a node the virtual kubelet serves.
-VIRTUAL_LABEL = "krios.dev/virtual-kubelet"
+VIRTUAL_LABEL = VIRTUAL_KUBELET_LABEL
 #: Optional annotation with a node's InternalIP.
-IP_ANNOTATION = "krios.dev/internal-ip"
-CONTROL_ROLE = "node-role.kubernetes.io/control-plane"
-WORKER_ROLE = "node-role.kubernetes.io/worker"
+IP_ANNOTATION = INTERNAL_IP_ANNOTATION
+CONTROL_ROLE = CONTROL_ROLE_LABEL
+WORKER_ROLE = WORKER_ROLE_LABEL
 #: Taints the admission chain or the node lifecycle controller put on nodes that are not Ready.
 NOT_READY_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
 KUBELET_VERSION = "v1.20.2"
@@ -60,16 +68,6 @@ def ip_for_name(name: str) -> str | None:
     return None
 
 
-def rfc3339(t: float) -> str:
-    """``2026-01-01T00:00:00Z`` (the API's Time, whole seconds)."""
-    return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def micro_time(t: float) -> str:
-    """``2026-01-01T00:00:00.123456Z`` (the API's MicroTime)."""
-    return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def node_manifest(
     name: str, ip: str, labels: dict[str, str] | None = None, *, control: bool = False
 ) -> dict[str, Any]:
@@ -97,12 +95,7 @@ def node_ip(node: dict[str, Any]) -> str:
     """A node's InternalIP: annotation, else the naming convention, else its status."""
     meta = node.get("metadata", {})
     ip = (meta.get("annotations") or {}).get(IP_ANNOTATION) or ip_for_name(meta.get("name", ""))
-    if ip:
-        return ip
-    for addr in (node.get("status") or {}).get("addresses") or []:
-        if addr.get("type") == "InternalIP":
-            return addr["address"]
-    return "127.0.0.1"
+    return ip or node_internal_ip(node) or "127.0.0.1"
 
 
 def node_status(name: str, ip: str, now: float, capacity: dict[str, str] | None = None) -> dict[str, Any]:
@@ -150,19 +143,8 @@ def node_status(name: str, ip: str, now: float, capacity: dict[str, str] | None 
 
 def node_is_ready(node: dict[str, Any]) -> bool:
     """Ready=True and none of the not-ready taints."""
-    conds = (node.get("status") or {}).get("conditions") or []
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
     taints = (node.get("spec") or {}).get("taints") or []
-    return ready and not any(t.get("key") in NOT_READY_TAINTS for t in taints)
-
-
-def pod_is_running_ready(pod: dict[str, Any]) -> bool:
-    """Phase Running with Ready=True."""
-    status = pod.get("status") or {}
-    conds = status.get("conditions") or []
-    return status.get("phase") == "Running" and any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in conds
-    )
+    return node_ready(node) and not any(t.get("key") in NOT_READY_TAINTS for t in taints)
 
 
 def pod_running_status(pod: dict[str, Any], host_ip: str, now: float) -> dict[str, Any]:

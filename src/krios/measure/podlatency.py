@@ -35,8 +35,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from kubernetes import client, watch
-from kubernetes.client.rest import ApiException
+from krios.kube.client import as_client, pod_path
+from krios.kube.informer import Informer
+from krios.kube.objects import condition_true, name_of, pod_node
 
 log = logging.getLogger(__name__)
 
@@ -78,51 +79,40 @@ def _ms(start: float | None, end: float | None) -> float | None:
     return (end - start) * 1000.0
 
 
-def _condition_true(pod: Any, kind: str) -> bool:
-    for cond in (pod.status.conditions or []) if pod.status else []:
-        if cond.type == kind and cond.status == "True":
-            return True
-    return False
-
-
 class PodWatcher:
     """Watch the pods of ``namespace`` (matching ``label_selector``) and time their stages.
 
     Call :meth:`start` before creating pods; :meth:`submitted` right before the
     create request and :meth:`delete_requested` right before the delete
-    request; :meth:`wait_for` blocks until a stage is observed. The watch
-    reconnects (re-listing) when its connection drops or expires, so an
-    apiserver restart loses no stage that is still observable afterwards.
+    request; :meth:`wait_for` blocks until a stage is observed. The watch is
+    an :class:`~krios.kube.informer.Informer` (no rate limit): it resumes after
+    a dropped connection and relists after an apiserver restart, where a pod
+    that vanished meanwhile counts as deleted when the relist shows it gone.
+
+    ``api``: a :class:`krios.kube.client.RawClient` or an ``ApiClient``.
     """
 
-    def __init__(self, api_client: client.ApiClient, namespace: str, label_selector: str | None = None):
-        self.core = client.CoreV1Api(api_client)
+    def __init__(self, api: Any, namespace: str, label_selector: str | None = None):
         self.namespace = namespace
         self.label_selector = label_selector
         self._times: dict[str, PodTimes] = {}
         self._cond = threading.Condition()
-        self._stop = threading.Event()
-        self._synced = threading.Event()
-        self._watch: watch.Watch | None = None
-        self._thread: threading.Thread | None = None
+        self._informer = Informer(as_client(api), pod_path(namespace), name="podwatch",
+                                  label_selector=label_selector, watch_timeout_s=60.0)
+        self._informer.add_handler(lambda etype, pod, _old: self._observe(etype, pod, time.time()))
 
     # -- lifecycle -----------------------------------------------------------
 
     def start(self, timeout: float = 30.0) -> PodWatcher:
         """Start the watch thread and wait until its first list is done."""
-        self._thread = threading.Thread(target=self._run, name="krios-podwatch", daemon=True)
-        self._thread.start()
-        if not self._synced.wait(timeout):
+        self._informer.start()
+        if not self._informer.wait_synced(timeout):
             raise TimeoutError(f"pod watch on {self.namespace} did not sync in {timeout:.0f} s")
         return self
 
     def stop(self) -> None:
         """Stop watching."""
-        self._stop.set()
-        if self._watch is not None:
-            self._watch.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._informer.stop()
 
     def __enter__(self) -> PodWatcher:
         return self.start()
@@ -169,8 +159,8 @@ class PodWatcher:
 
     # -- watching ------------------------------------------------------------
 
-    def _observe(self, etype: str, pod: Any, now: float) -> None:
-        name = pod.metadata.name
+    def _observe(self, etype: str, pod: dict[str, Any], now: float) -> None:
+        name = name_of(pod)
         with self._cond:
             entry = self._entry(name)
             if entry.t_seen is None:
@@ -179,64 +169,13 @@ class PodWatcher:
                 if entry.t_deleted is None:
                     entry.t_deleted = now
             else:
-                node = pod.spec.node_name if pod.spec else None
-                if entry.t_bound is None and (node or _condition_true(pod, "PodScheduled")):
+                node = pod_node(pod)
+                if entry.t_bound is None and (node or condition_true(pod, "PodScheduled")):
                     entry.t_bound = now
                 if node:
                     entry.node = node
-                if entry.t_running is None and pod.status and pod.status.phase == "Running":
+                if entry.t_running is None and (pod.get("status") or {}).get("phase") == "Running":
                     entry.t_running = now
-                if entry.t_ready is None and _condition_true(pod, "Ready"):
+                if entry.t_ready is None and condition_true(pod, "Ready"):
                     entry.t_ready = now
             self._cond.notify_all()
-
-    def _list(self) -> str:
-        kwargs = {"label_selector": self.label_selector} if self.label_selector else {}
-        pods = self.core.list_namespaced_pod(self.namespace, **kwargs)
-        now = time.time()
-        names = set()
-        for pod in pods.items:
-            names.add(pod.metadata.name)
-            self._observe("ADDED", pod, now)
-        # Pods we knew that vanished while we were not watching: deleted by now.
-        with self._cond:
-            for name, entry in self._times.items():
-                if name not in names and entry.t_seen is not None and entry.t_deleted is None:
-                    entry.t_deleted = now
-            self._cond.notify_all()
-        return pods.metadata.resource_version
-
-    def _run(self) -> None:
-        rv: str | None = None
-        while not self._stop.is_set():
-            try:
-                if rv is None:
-                    rv = self._list()
-                    self._synced.set()
-                self._watch = watch.Watch()
-                kwargs: dict[str, Any] = {"resource_version": rv, "timeout_seconds": 60}
-                if self.label_selector:
-                    kwargs["label_selector"] = self.label_selector
-                for event in self._watch.stream(self.core.list_namespaced_pod, self.namespace, **kwargs):
-                    now = time.time()
-                    if self._stop.is_set():
-                        break
-                    etype, obj = event["type"], event["object"]
-                    if etype == "ERROR":
-                        rv = None  # expired resourceVersion: list again
-                        break
-                    self._observe(etype, obj, now)
-                    rv = obj.metadata.resource_version or rv
-            except ApiException as exc:
-                if exc.status == 410:
-                    rv = None
-                    continue
-                log.warning("pod watch: %s; retrying", exc.reason)
-                rv = None
-                self._stop.wait(0.5)
-            except Exception as exc:  # connection dropped, apiserver restarting
-                if self._stop.is_set():
-                    break
-                log.warning("pod watch: %s; retrying", exc)
-                rv = None
-                self._stop.wait(0.5)
