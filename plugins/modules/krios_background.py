@@ -71,6 +71,10 @@ attributes:
   diff_mode:
     support: none
     description: No diff.
+requirements:
+  - the C(krios) Python package (this repository) importable by the module's Python, the controller's venv
+    (set C(ansible_python_interpreter)); the module is a thin front of C(krios.localcluster.process), the one
+    supervisor of krios's local processes
 notes:
   - Only processes recorded by this module (pid and start time) are ever signalled.
 """
@@ -109,72 +113,21 @@ was_running:
   sample: false
 """
 
-import json  # noqa: E402
-import os  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
+import traceback  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-
-def _start_ticks(pid):
-    """Start time of ``pid`` in clock ticks since boot (field 22 of /proc/<pid>/stat), or None."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    fields = data[data.rindex(")") + 2:].split()
-    if fields and fields[0] == "Z":  # a zombie is not running
-        return None
-    return int(fields[19])
+try:
+    from krios.errors import KriosError
+    from krios.localcluster import process
+except ImportError:
+    process = None
+    IMPORT_ERROR = traceback.format_exc()
+else:
+    IMPORT_ERROR = None
 
 
-def _alive(record):
-    pid = record.get("pid")
-    return bool(pid) and _start_ticks(pid) == record.get("start_ticks")
-
-
-def _read(path):
-    try:
-        with open(path) as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return {}
-
-
-def _tail(path, lines=20):
-    try:
-        with open(path, errors="replace") as fh:
-            return "".join(fh.readlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def _stop(record, timeout):
-    pid = record["pid"]
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(record):
-            return
-        time.sleep(0.1)
-    for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
-        try:
-            kill()
-            break
-        except (ProcessLookupError, PermissionError):
-            continue
-
-
-def main():
+def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "name": {"type": "str", "required": True},
@@ -192,62 +145,39 @@ def main():
         required_if=[("state", "started", ["argv"])],
         supports_check_mode=True,
     )
+    if process is None:
+        import sys
+
+        module.fail_json(
+            msg=f"the krios Python package is not importable by {sys.executable}; install it there "
+            "or set ansible_python_interpreter",
+            exception=IMPORT_ERROR,
+        )
     p = module.params
-    pid_file = os.path.join(p["pid_dir"], p["name"] + ".json")
-    log = p["log"] or os.path.join(p["pid_dir"], p["name"] + ".log")
-    record = _read(pid_file)
-    running = _alive(record)
-    result = {"changed": False, "pid": record.get("pid") if running else None, "log": log, "was_running": running}
+    log = p["log"] or f"{p['pid_dir']}/{p['name']}.log"
+    record = process.read_record(process.pid_file(p["pid_dir"], p["name"]))
+    running = record is not None and record.alive()
+    result = {"changed": False, "pid": record.pid if running else None, "log": log, "was_running": running}
 
     if p["state"] == "stopped":
-        if running:
-            result["changed"] = True
-            if not module.check_mode:
-                _stop(record, p["stop_timeout"])
-        if not module.check_mode and os.path.exists(pid_file):
-            os.unlink(pid_file)
+        result["changed"] = running
+        if not module.check_mode:
+            process.stop_named(p["name"], p["pid_dir"], p["stop_timeout"])
         result["pid"] = None
         module.exit_json(**result)
 
-    if running:
+    if running or module.check_mode:
+        result["changed"] = not running
         module.exit_json(**result)
-    result["changed"] = True
-    if module.check_mode:
-        module.exit_json(**result)
-    os.makedirs(p["pid_dir"], exist_ok=True)
-    os.makedirs(os.path.dirname(os.path.abspath(log)), exist_ok=True)
-    if p["ready_file"] and os.path.exists(p["ready_file"]):
-        os.unlink(p["ready_file"])
-    env = dict(os.environ)
-    env.update({k: str(v) for k, v in p["env"].items()})
-    with open(log, "ab") as out, open(os.devnull, "rb") as devnull:
-        try:
-            proc = subprocess.Popen(p["argv"], stdin=devnull, stdout=out, stderr=subprocess.STDOUT,
-                                    cwd=p["chdir"], env=env, start_new_session=True, close_fds=True)
-        except OSError as exc:
-            module.fail_json(msg=f"{p['name']}: cannot start {p['argv'][0]}: {exc}", **result)
-    record = {"pid": proc.pid, "start_ticks": _start_ticks(proc.pid), "argv": p["argv"], "log": log,
-              "started": time.time()}
-    with open(pid_file + ".tmp", "w") as fh:
-        json.dump(record, fh)
-    os.replace(pid_file + ".tmp", pid_file)
-    result["pid"] = proc.pid
-    deadline = time.monotonic() + (p["ready_timeout"] if p["ready_file"] else p["min_uptime"])
-    while True:
-        if proc.poll() is not None:
-            os.unlink(pid_file)
-            module.fail_json(msg=f"{p['name']} exited with status {proc.returncode} before it was ready; "
-                                 f"end of {log}:\n{_tail(log)}", **result)
-        if p["ready_file"] and os.path.exists(p["ready_file"]):
-            break
-        if time.monotonic() >= deadline:
-            if p["ready_file"]:
-                _stop(record, p["stop_timeout"])
-                os.unlink(pid_file)
-                module.fail_json(msg=f"{p['name']} did not write {p['ready_file']} within "
-                                     f"{p['ready_timeout']:g} s; end of {log}:\n{_tail(log)}", **result)
-            break
-        time.sleep(0.1)
+    try:
+        record, _started = process.start(
+            p["name"], p["argv"], p["pid_dir"], log=log, env=p["env"], cwd=p["chdir"],
+            ready_file=p["ready_file"], ready_timeout_s=p["ready_timeout"], min_uptime_s=p["min_uptime"],
+            stop_timeout_s=p["stop_timeout"],
+        )
+    except KriosError as err:
+        module.fail_json(msg=str(err), **result)
+    result.update(changed=True, pid=record.pid)
     module.exit_json(**result)
 
 

@@ -32,11 +32,9 @@ call) to the moment the benchmark's own watch sees ``spec.nodeName`` set.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -48,22 +46,32 @@ from typing import Any
 
 import numpy as np
 
+from krios.config import defaults as D
 from krios.errors import ClusterError, ConfigError
+from krios.kube.client import RawClient, ensure_namespace, node_path, pod_path
+from krios.kube.names import (
+    DEFAULT_SCHEDULER_NAME,
+    LEOZONE_LABEL,
+    RADIUS_LABEL,
+    SAT_LABEL,
+    SCHEDULER_NAME,
+    SYSTEM_NAMESPACE,
+)
 
 NAMESPACE = "krios-bench"
 SCENARIO = "sf_4workers"
 WARMUP_PODS = 20  # per scheduler, before any measurement
-SCHEDULERS = (("kube-scheduler", "default-scheduler"), ("krios-scheduler", "krios-scheduler"))
+SCHEDULERS = (("kube-scheduler", DEFAULT_SCHEDULER_NAME), ("krios-scheduler", SCHEDULER_NAME))
 
 
 @dataclass
 class BenchConfig:
     nodes: int = 100
     pods: int = 500
-    qps: float = 50.0
-    burst: int = 100
+    qps: float = D.KUBE_API_QPS
+    burst: int = D.KUBE_API_BURST
     rate: float = 20.0
-    parallelism: int = 8
+    parallelism: int = D.PARALLELISM
     state_dir: str | None = None
     scenario: str = SCENARIO
     timeout_s: float = 300.0
@@ -89,7 +97,7 @@ class _Recorder:
         self.node: dict[str, str] = {}
         self.running: set[str] = set()
         self._cond = threading.Condition()
-        self.informer = Informer(client, f"/api/v1/namespaces/{NAMESPACE}/pods", name="bench-pods")
+        self.informer = Informer(client, pod_path(NAMESPACE), name="bench-pods")
         self.informer.add_handler(self._on_pod)
 
     def _on_pod(self, _etype: str, pod: dict, _old: Any) -> None:
@@ -142,7 +150,7 @@ def _submit_burst(client: Any, bodies: list[dict], threads: int = 4) -> dict[str
             if body is None:
                 return
             t = time.time()
-            client.post(f"/api/v1/namespaces/{NAMESPACE}/pods", body)
+            client.post(pod_path(NAMESPACE), body)
             with lock:
                 submitted[body["metadata"]["name"]] = t
 
@@ -162,7 +170,7 @@ def _submit_paced(client: Any, bodies: list[dict], rate: float) -> dict[str, flo
         if delay > 0:
             time.sleep(delay)
         t = time.time()
-        client.post(f"/api/v1/namespaces/{NAMESPACE}/pods", body)
+        client.post(pod_path(NAMESPACE), body)
         submitted[body["metadata"]["name"]] = t
     return submitted
 
@@ -202,36 +210,27 @@ def _label_nodes(client: Any, cfg: BenchConfig, names: list[str]) -> tuple[dict[
     if not sats:
         raise ConfigError("no satellite in the zone at the scenario start", source=str(scenario.path))
     for i, node in enumerate(names):
-        client.patch(f"/api/v1/nodes/{node}", {"metadata": {"labels": {"sat_id": str(sats[i % len(sats)])}}})
-    with contextlib.suppress(Exception):
-        client.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                           "metadata": {"name": "krios-system"}})
-    paused = Clock(epoch_wall=time.time(), epoch_sim=t_sim, rate=0.0)
-    client.post("/api/v1/namespaces/krios-system/configmaps", paused.configmap_body())
-    return {"leozone": scenario.leozone, "radius": f"{zone.radius_km:g}"}, sats
+        client.patch(node_path(node), {"metadata": {"labels": {SAT_LABEL: str(sats[i % len(sats)])}}})
+    ensure_namespace(client, SYSTEM_NAMESPACE)
+    Clock(epoch_wall=time.time(), epoch_sim=t_sim, rate=0.0).publish(client)  # paused
+    return {LEOZONE_LABEL: scenario.leozone, RADIUS_LABEL: f"{zone.radius_km:g}"}, sats
 
 
-def _start_schedulers(cl: Any, cfg: BenchConfig, logs: Path) -> list[subprocess.Popen]:
-    from krios.localcluster import binaries
+def _start_schedulers(cl: Any, cfg: BenchConfig, logs: Path) -> list[Any]:
+    from krios.localcluster import binaries, process
     from krios.localcluster import components as comp
 
-    bin_dir = binaries.find_bin_dir()
     (port,) = comp.free_ports(1)
-    kube = [*comp.scheduler_cmd(binaries.binary(bin_dir, "kube-scheduler"), cl.kubeconfig, port),
-            f"--kube-api-qps={cfg.qps:g}", f"--kube-api-burst={cfg.burst}"]
+    kube = comp.kube_scheduler(cl.kubeconfig, port, qps=cfg.qps, burst=cfg.burst, bin_dir=binaries.find_bin_dir())
     krios = [sys.executable, "-m", "krios", "scheduler", f"--kubeconfig={cl.kubeconfig}",
              f"--scenario={cfg.scenario}", f"--kube-api-qps={cfg.qps:g}", f"--kube-api-burst={cfg.burst}",
              f"--parallelism={cfg.parallelism}", "--no-leader-elect"]
-    procs = []
-    for name, cmd in (("kube-scheduler", kube), ("krios-scheduler", krios)):
-        with open(logs / f"bench-{name}.log", "ab") as log:
-            procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT))
-    return procs
+    return [process.Child(name, cmd, logs / f"bench-{name}.log")
+            for name, cmd in (("kube-scheduler", kube), ("krios-scheduler", krios))]
 
 
 def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
     """Run the benchmark; returns the figures (see :func:`format_report`)."""
-    from krios.kube.client import RawClient
     from krios.localcluster import LocalCluster
 
     cfg.check()
@@ -244,7 +243,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _m: Non
         state_dir.mkdir(parents=True, exist_ok=True)
     cl = LocalCluster(state_dir, workers=cfg.nodes, control_plane_nodes=1, components=(),
                       kubelet_ready_delay_s=0.0, kubelet_jitter_s=0.0, owner_pid=os.getpid())
-    procs: list[subprocess.Popen] = []
+    procs: list[Any] = []
     recorder = None
     t0 = time.monotonic()
     load_start = os.getloadavg()[0]
@@ -254,8 +253,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _m: Non
         api = cl.api_client()
         client = RawClient(api, qps=0, burst=1, timeout=(5, 60))
         zone_labels, sats = _label_nodes(client, cfg, cl.worker_names)
-        leozone = zone_labels["leozone"]
-        client.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+        leozone = zone_labels[LEOZONE_LABEL]
+        ensure_namespace(client, NAMESPACE)
         recorder = _Recorder(RawClient(api, qps=0, burst=1))
         recorder.informer.start()
         recorder.informer.wait_synced(30)
@@ -319,13 +318,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _m: Non
         if recorder is not None:
             recorder.informer.stop()
         for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+            p.stop()
         cl.down()
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-from krios.config.times import parse_duration, parse_time
+from krios.config import defaults as D
 from krios.errors import ConfigError
 from krios.orbits.zones import Zone
 from krios.sim import run as simulate
@@ -44,24 +44,17 @@ def run(args: Any) -> dict[str, Any]:
     """Run the benchmark for parsed ``krios bench simulate`` arguments; return its figures."""
     if not 1 <= args.zones <= len(BENCH_ZONES):
         raise ConfigError(f"must be within [1, {len(BENCH_ZONES)}]", source="--zones", field=str(args.zones))
-    start = parse_time(args.start or simulate.DEFAULT_START, source="--start")
     zones = [
-        simulate.zone_spec(name, Zone(lat, lon, simulate.DEFAULT_RADIUS_KM, simulate.DEFAULT_MIN_ELEVATION_DEG))
+        simulate.zone_spec(name, Zone(lat, lon, D.SIM_ZONE_RADIUS_KM, D.MIN_ELEVATION_DEG))
         for name, lat, lon in BENCH_ZONES[: args.zones]
     ]
-    config = simulate.SimConfig(
-        zones=zones,
-        policies=parse_policies(args.policy),
-        start=start,
-        duration_s=parse_duration(args.duration, source="--duration"),
-        step_s=float(args.step_s),
-        seed=int(args.seed or 0),
-        lookahead_s=30.0 if args.lookahead_s is None else float(args.lookahead_s),
-        startup_s=float(args.startup_s),
+    config = simulate.SimConfig.from_scenario(
+        None, zones=zones, policies=parse_policies(args.policy), start=args.start, duration_s=args.duration,
+        step_s=args.step_s, seed=args.seed, lookahead_s=args.lookahead_s, startup_s=args.startup_s,
     )
-    config.check()
+    start = config.start
     if not (args.tles or args.shell or args.planes):
-        args.shell = "starlink-1"
+        args.shell = D.SHELL
     constellation = simulate.constellation_from_args(args, None, start)
     load_before = os.getloadavg()[0]
     result = simulate.simulate(constellation, config, jobs=simulate.jobs_for(args.jobs, len(config.zones)))

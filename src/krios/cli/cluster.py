@@ -50,6 +50,20 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     add.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="node label (repeatable)")
     add.set_defaults(func=cmd_add_nodes)
 
+    ks = verbs.add_parser(
+        "kube-scheduler",
+        help="run the cached kube-scheduler against a kubeconfig, in the foreground (krios's flags)",
+        description="Replace this process with the cached kube-scheduler binary (never built here) and the one "
+        "command line krios runs it with: no leader election, loopback only, HTTPS health on --port (0: none). "
+        "For a supervisor such as the Ansible module krios.testbed.krios_background.",
+    )
+    ks.add_argument("--kubeconfig", required=True, help="kubeconfig kube-scheduler talks through")
+    ks.add_argument("--port", type=int, default=0, help="HTTPS health port on 127.0.0.1 (default 0: none)")
+    ks.add_argument("--kube-api-qps", type=float, help="client QPS (default: kube-scheduler's)")
+    ks.add_argument("--kube-api-burst", type=int, help="client burst (default: kube-scheduler's)")
+    ks.add_argument("--print", action="store_true", help="print the command line (one argument per line), run nothing")
+    ks.set_defaults(func=cmd_kube_scheduler)
+
     b = bench.add_parser("cluster", help="local control plane: up time, pods bound/Ready/deleted per second")
     b.add_argument("--workers", type=int, default=100, help="virtual nodes (default 100)")
     b.add_argument("--pods", type=int, default=500, help="pods to create (default 500)")
@@ -175,3 +189,25 @@ def cmd_add_nodes(args: argparse.Namespace) -> int:
     LocalCluster(args.state_dir).add_nodes(args.names, labels)
     print(f"added {', '.join(args.names)} (Ready)")
     return 0
+
+
+def cmd_kube_scheduler(args: argparse.Namespace) -> int:
+    import os
+    import sys
+    from pathlib import Path
+
+    from krios.localcluster.components import kube_scheduler
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError("must be within [0, 65535]", source="--port", field=str(args.port))
+    kubeconfig = Path(args.kubeconfig)
+    if not kubeconfig.is_file():
+        raise ConfigError("no such file", source="--kubeconfig", field=str(kubeconfig))
+    cmd = kube_scheduler(kubeconfig, args.port, qps=args.kube_api_qps, burst=args.kube_api_burst)
+    if args.print:
+        print("\n".join(cmd))
+        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(cmd[0], cmd)
+    return 0  # pragma: no cover (execv does not return)

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from krios.config import defaults as D
 from krios.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -27,12 +28,12 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
 # --------------------------------------------------------------------------- shared helpers
 
 
-def _core_v1(kubeconfig: str | None) -> Any:
-    from kubernetes import client
-
+def _json_client(kubeconfig: str | None) -> Any:
+    """The JSON API client (:class:`krios.kube.client.RawClient`, no rate limit) for ``kubeconfig``."""
+    from krios.kube.client import as_client
     from krios.kube.config import load_client
 
-    return client.CoreV1Api(load_client(kubeconfig))
+    return as_client(load_client(kubeconfig))
 
 
 def _store(path: str | None) -> Any:
@@ -84,9 +85,11 @@ def _register_emulator(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tick-s", type=float, help="tick, in emulated seconds (default: scenario tick_s)")
     p.add_argument("--lookahead-s", type=float,
                    help="the controller's proactive lead (default: scenario handover.lookahead_s); successors "
-                        "enter the zone at least this + 10 s before the satellite they follow leaves")
-    p.add_argument("--horizon-s", type=float, default=900.0,
-                   help="assign satellites entering the zone within this many emulated seconds (900)")
+                        f"enter the zone at least this + {D.SUCCESSOR_MARGIN_S:g} s before the satellite they "
+                        "follow leaves")
+    p.add_argument("--horizon-s", type=float,
+                   help="assign satellites entering the zone within this many emulated seconds "
+                        f"(default {D.EMULATOR_HORIZON_S:g})")
     nodes = p.add_mutually_exclusive_group()
     nodes.add_argument("--nodes", help="comma-separated node names (default: the first `workers` workers)")
     nodes.add_argument("--node-selector", help="label selector choosing the nodes")
@@ -107,7 +110,7 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
         acceleration=args.acceleration, tick_s=args.tick_s, horizon_s=args.horizon_s,
         lookahead_s=args.lookahead_s,
     )  # fmt: skip
-    core = _core_v1(args.kubeconfig)
+    core = _json_client(args.kubeconfig)
     names = [n.strip() for n in args.nodes.split(",") if n.strip()] if args.nodes else None
     node_list = select_nodes(core, scenario.workers, names=names, selector=args.node_selector)
     store = _store(args.db)
@@ -144,9 +147,10 @@ def _register_client(sub: argparse._SubParsersAction) -> None:
     port.add_argument("--port", type=int, help="NodePort of the app")
     port.add_argument("--service", help="Service NAME[.NAMESPACE] whose nodePort to use")
     p.add_argument("--path", default="/", help="request path (/)")
-    p.add_argument("--rate-hz", type=float, help="requests per second (default: scenario client.rate_hz or 5)")
+    p.add_argument("--rate-hz", type=float,
+                   help=f"requests per second (default: scenario client.rate_hz or {D.CLIENT_RATE_HZ:g})")
     p.add_argument("--duration-s", type=float, required=True, help="wall seconds to send for")
-    p.add_argument("--timeout-s", type=float, help="per-request timeout (default: scenario or 2)")
+    p.add_argument("--timeout-s", type=float, help=f"per-request timeout (default: scenario or {D.CLIENT_TIMEOUT_S:g})")
     p.add_argument("--netem", action="store_true",
                    help="shape the egress to each node with tc netem at the emulator's client RTT "
                         "(needs root and a kernel with netem; removed on exit)")  # fmt: skip
@@ -161,7 +165,7 @@ def _register_client(sub: argparse._SubParsersAction) -> None:
 def _cmd_client(args: argparse.Namespace) -> int:
     from krios.config import scenarios
     from krios.emulation.appview import ClusterView
-    from krios.emulation.workload import Client, RecordSink, check_options, serving_target, static_target
+    from krios.emulation.workload import Client, ClientConfig, RecordSink, serving_target, static_target
 
     if args.netem:
         from krios.emulation import netem
@@ -170,15 +174,14 @@ def _cmd_client(args: argparse.Namespace) -> int:
         if not ok:
             raise ConfigError(why, source="--netem")
     scenario = scenarios.load(args.scenario) if args.scenario else None
-    cfg = (scenario.get("client") if scenario else None) or {}
-    rate = args.rate_hz if args.rate_hz is not None else float(cfg.get("rate_hz", 5))
-    timeout = args.timeout_s if args.timeout_s is not None else float(cfg.get("timeout_s", 2.0))
-    check_options(rate, args.duration_s, timeout)
+    cfg = ClientConfig.from_scenario(scenario, rate_hz=args.rate_hz, timeout_s=args.timeout_s,
+                                     duration_s=args.duration_s)
+    rate, timeout = cfg.rate_hz, cfg.timeout_s
     need_cluster = args.service_from_cluster or args.netem or args.scenario or args.selector
     view = None
     core = None
     if need_cluster:
-        core = _core_v1(args.kubeconfig)
+        core = _json_client(args.kubeconfig)
         view = ClusterView(core, _app_selector(args), namespace=args.namespace)
     if args.service_from_cluster:
         if args.port is None and args.service is None:
@@ -213,7 +216,7 @@ def _cmd_client(args: argparse.Namespace) -> int:
     )  # fmt: skip
     jsonl = Path(args.log) if args.log else store.results_dir / run_id / "requests.jsonl"
     sink = RecordSink(jsonl, store, run_id)
-    client = Client(target, sink, rate_hz=rate, duration_s=args.duration_s, timeout_s=timeout, view=view)
+    client = Client(target, sink, rate_hz=rate, duration_s=cfg.duration_s, timeout_s=timeout, view=view)
     stop = threading.Event()
     _stop_on_signals(stop)
     threading.Thread(target=lambda: (stop.wait(), client.stop()), daemon=True).start()
@@ -266,7 +269,7 @@ def _cmd_standin(args: argparse.Namespace) -> int:
     from krios.emulation.appview import ClusterView
     from krios.emulation.standin import StandIn, node_port
 
-    core = _core_v1(args.kubeconfig)
+    core = _json_client(args.kubeconfig)
     port = args.port
     if port is None:
         name, _, ns = args.service.partition(".")

@@ -8,9 +8,10 @@ import math
 import sys
 from typing import Any
 
+from krios.config import defaults as D
 from krios.errors import ConfigError
 
-DEFAULT_EPOCH = "2026-01-01T00:00:00Z"
+DEFAULT_EPOCH = D.EPOCH
 
 
 def _add_source(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +30,8 @@ def _add_zone(parser: argparse.ArgumentParser) -> None:
     zone.add_argument("--radius-km", default="0", metavar="KM",
                       help="zone radius: in the zone = above the minimum elevation from every "
                       "point within this distance of the centre (default 0: the centre)")
-    zone.add_argument("--min-elevation-deg", default="25", metavar="DEG",
-                      help="minimum elevation above the horizon (default 25)")
+    zone.add_argument("--min-elevation-deg", default=str(D.MIN_ELEVATION_DEG), metavar="DEG",
+                      help=f"minimum elevation above the horizon (default {D.MIN_ELEVATION_DEG:g})")
 
 
 def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
@@ -42,8 +43,8 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
         description="Generate a Walker-delta shell (circular orbits, RAAN spacing 360/planes, "
         "in-plane phasing 360*f/total) through sgp4's sgp4init and write it as TLEs. "
         "Defaults to Starlink shell 1; explicit options override the chosen --shell.")
-    gen.add_argument("--shell", default="starlink-1", metavar="NAME",
-                     help="preset to start from (default starlink-1; see --list)")
+    gen.add_argument("--shell", default=D.SHELL, metavar="NAME",
+                     help=f"preset to start from (default {D.SHELL}; see --list)")
     gen.add_argument("--planes", type=int, metavar="P", help="orbital planes")
     gen.add_argument("--per-plane", type=int, metavar="S", help="satellites per plane")
     gen.add_argument("--altitude-km", type=float, metavar="KM", help="altitude above 6378.135 km")
@@ -77,12 +78,13 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     pas.set_defaults(func=cmd_passes)
 
     bo = bench.add_parser(
-        "orbits", help="ms per tick: naive loop, raw SatrecArray.sgp4, full and sequence engines",
-        description="One tick = one instant: which satellites are in each zone. Times, side by "
-        "side over consecutive ticks, the original's naive loop, the raw SatrecArray.sgp4 call, "
-        "the full engine (ZoneSet.in_zones, every tick on its own) and the sequence engine "
-        "(ZoneSet.sequence, amortised over the ticks, answers checked against the full engine), "
-        "and prints their ratios.")
+        "orbits", help="ms per tick: the runtime in-zone engine vs the naive loop and raw SatrecArray.sgp4",
+        description="One tick = one instant: which satellites are in each zone and when each "
+        "leaves, as the emulator and the daemons ask the runtime engine (ZoneTracker, one per "
+        "zone). Times, side by side over consecutive ticks, the engine (queries plus its pass "
+        "predictions, amortised; answers checked every tick against the in-zone rule on every "
+        "satellite), the original's naive loop and the raw SatrecArray.sgp4 call, and prints "
+        "their ratios.")
     bo.add_argument("--sats", type=int, default=10_000, metavar="N", help="satellites (default 10000)")
     bo.add_argument("--zones", type=int, default=100, metavar="N", help="zones (default 100)")
     bo.add_argument("--ticks", type=int, default=120, metavar="N",

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from krios.config import defaults as D
 from krios.errors import ConfigError
 
 DB_HELP = "results database (default: $KRIOS_RESULTS_DB or results/krios.sqlite)"
@@ -205,17 +206,22 @@ def _register_bench_latency(bench: argparse._SubParsersAction) -> None:
         "results/<run-id>/.",
     )
     p.add_argument("--latency-ms", type=_floats, action="extend", metavar="MS",
-                   help="injected one-way delays, ms (repeat or comma-separate; default: scenario or 0,50,100,200)")
-    p.add_argument("--samples-per-latency", type=int, help="measured pods per cell (default: scenario or 10)")
-    p.add_argument("--warmup", type=int, help="discarded pods at the start of each cell (default: scenario or 2)")
+                   help="injected one-way delays, ms (repeat or comma-separate; default: scenario or "
+                        f"{','.join(str(v) for v in D.BENCH_LATENCY_MS)})")
+    p.add_argument("--samples-per-latency", type=int,
+                   help=f"measured pods per cell (default: scenario or {D.BENCH_SAMPLES_PER_LATENCY})")
+    p.add_argument("--warmup", type=int,
+                   help=f"discarded pods at the start of each cell (default: scenario or {D.BENCH_WARMUP_SAMPLES})")
     p.add_argument("--schedulers", default="krios-scheduler,default-scheduler",
                    help="comma-separated schedulerNames compared (default: krios-scheduler,default-scheduler)")
     p.add_argument("--seed", type=int, help="cell order seed (default: scenario seed or 0)")
     p.add_argument("--scenario", help="scenario giving the defaults above (benchmark: section)")
     p.add_argument("--kubeconfig", help="cluster kubeconfig (default: $KUBECONFIG or the local cluster)")
     p.add_argument("--state-dir", help="local cluster state folder (its kube-scheduler is paused while measuring)")
-    p.add_argument("--namespace", default="krios-bench", help="namespace of the benchmark pods (krios-bench)")
-    p.add_argument("--timeout-s", type=float, default=30.0, help="per-stage timeout of a pod (30)")
+    p.add_argument("--namespace", default=D.BENCH_NAMESPACE,
+                   help=f"namespace of the benchmark pods ({D.BENCH_NAMESPACE})")
+    p.add_argument("--timeout-s", type=float, default=D.BENCH_TIMEOUT_S,
+                   help=f"per-stage timeout of a pod ({D.BENCH_TIMEOUT_S:g})")
     p.add_argument("--leozone", help="label benchmark pods leozone=LAT_LON (krios-scheduler's zone path; needs "
                    "the emulator running)")
     inj = p.add_mutually_exclusive_group()
@@ -233,35 +239,29 @@ def _register_bench_latency(bench: argparse._SubParsersAction) -> None:
 def _sweep_config(args: argparse.Namespace) -> Any:
     from krios.measure.sweep import SweepConfig
 
-    bench: dict[str, Any] = {}
-    seed = 0
     scenario = None
     if args.scenario:
         from krios.config import scenarios
 
         scenario = scenarios.load(args.scenario)
-        bench = dict(scenario.get("benchmark") or {})
-        seed = int(scenario.get("seed", 0))
-    lat = args.latency_ms if args.latency_ms else bench.get("latency_ms", [0, 50, 100, 200])
-    if not isinstance(lat, list):
-        lat = [lat]
     labels = {}
     if args.leozone:
+        from krios.kube.names import LEOZONE_LABEL
         from krios.orbits.zones import parse_leozone
 
         parse_leozone(args.leozone)  # one clear error for a bad value
-        labels["leozone"] = args.leozone
-    cfg = SweepConfig(
-        latency_ms=[float(v) for v in lat],
-        samples_per_latency=args.samples_per_latency if args.samples_per_latency is not None
-        else int(bench.get("samples_per_latency", 10)),
-        warmup=args.warmup if args.warmup is not None else int(bench.get("warmup_samples", 2)),
+        labels[LEOZONE_LABEL] = args.leozone
+    cfg = SweepConfig.from_scenario(
+        scenario,
+        latency_ms=args.latency_ms or None,
+        samples_per_latency=args.samples_per_latency,
+        warmup=args.warmup,
         schedulers=[s.strip() for s in args.schedulers.split(",") if s.strip()],
-        seed=args.seed if args.seed is not None else seed,
+        seed=args.seed,
         namespace=args.namespace,
         timeout_s=args.timeout_s,
         labels=labels,
-    ).check()
+    )
     if args.no_inject and len(cfg.latency_ms) > 1:
         print("krios: warning: --no-inject: the delay values only label the cells", file=sys.stderr)
     return cfg, scenario
@@ -285,10 +285,9 @@ def _kubeconfig_path(args: argparse.Namespace) -> Path:
 
 
 def _bench_latency(args: argparse.Namespace) -> int:
-    from kubernetes import client
-
-    from krios.measure import injection
+    from krios.kube.client import as_client
     from krios.kube.config import load_client
+    from krios.measure import injection
     from krios.measure.sweep import Progress, config_dict, plan, run_sweep, side_by_side
     from krios.results import stats
     from krios.results.report import generate
@@ -297,7 +296,7 @@ def _bench_latency(args: argparse.Namespace) -> int:
     kubeconfig = _kubeconfig_path(args)
     api = load_client(str(kubeconfig))
     try:
-        kube_version = client.VersionApi(api).get_code().git_version
+        kube_version = as_client(api).get("/version")["gitVersion"]
     except Exception as exc:  # unreachable apiserver: one line, no traceback
         raise ConfigError(f"apiserver not reachable: {str(exc).splitlines()[0]}", source=str(kubeconfig),
                           field="server") from exc

@@ -10,7 +10,9 @@ import threading
 from types import FrameType
 from typing import Any
 
+from krios.config import defaults as D
 from krios.errors import ConfigError
+from krios.kube.names import CONTROLLER_NAME, SCHEDULER_NAME
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +26,8 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
         "pods onto nodes within the latency matrix's limits, others onto the least loaded worker.",
     )
     _add_common(p)
-    p.add_argument("--parallelism", type=int, default=8, metavar="N",
-                   help="concurrent scheduling attempts / binds (default 8)")
+    p.add_argument("--parallelism", type=int, default=D.PARALLELISM, metavar="N",
+                   help=f"concurrent scheduling attempts / binds (default {D.PARALLELISM})")
     p.set_defaults(func=cmd_scheduler)
 
     c = sub.add_parser(
@@ -37,11 +39,12 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     )
     _add_common(c)
     c.add_argument("--mode", choices=("proactive", "reactive"),
-                   help="handover mode (default: the scenario's handover.mode, else proactive)")
+                   help=f"handover mode (default: the scenario's handover.mode, else {D.HANDOVER_MODE})")
     c.add_argument("--lookahead-s", type=float, metavar="S",
-                   help="proactive lead, emulated seconds before the exit (default: scenario, else 30)")
+                   help=f"proactive lead, emulated seconds before the exit (default: scenario, else {D.LOOKAHEAD_S:g})")
     c.add_argument("--ready-timeout-s", type=float, metavar="S",
-                   help="wall seconds a successor may take to become Ready (default: scenario, else 60)")
+                   help="wall seconds a successor may take to become Ready "
+                        f"(default: scenario, else {D.READY_TIMEOUT_S:g})")
     c.add_argument("--run-id", help="record each handover in this results run (table handovers)")
     c.add_argument("--results-db", metavar="PATH",
                    help="results database for --run-id (default: $KRIOS_RESULTS_DB or results/krios.sqlite)")
@@ -56,11 +59,14 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     )
     b.add_argument("--nodes", type=int, default=100, metavar="N", help="virtual worker nodes (default 100)")
     b.add_argument("--pods", type=int, default=500, metavar="N", help="pods per scheduler and phase (default 500)")
-    b.add_argument("--qps", type=float, default=50.0, help="client QPS of both schedulers (default 50)")
-    b.add_argument("--burst", type=int, default=100, help="client burst of both schedulers (default 100)")
+    b.add_argument("--qps", type=float, default=D.KUBE_API_QPS,
+                   help=f"client QPS of both schedulers (default {D.KUBE_API_QPS:g})")
+    b.add_argument("--burst", type=int, default=D.KUBE_API_BURST,
+                   help=f"client burst of both schedulers (default {D.KUBE_API_BURST})")
     b.add_argument("--rate", type=float, default=20.0, metavar="PODS_PER_S",
                    help="submission rate of the paced (latency) phase (default 20)")
-    b.add_argument("--parallelism", type=int, default=8, metavar="N", help="krios-scheduler workers (default 8)")
+    b.add_argument("--parallelism", type=int, default=D.PARALLELISM, metavar="N",
+                   help=f"krios-scheduler workers (default {D.PARALLELISM})")
     b.add_argument("--state-dir", metavar="DIR", help="cluster state folder (default: a temporary one)")
     b.add_argument("--json", action="store_true", help="print the figures as JSON")
     b.set_defaults(func=cmd_bench)
@@ -72,29 +78,32 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     con.add_argument("--scenario", metavar="NAME", help="scenario name or file: constellation, policy, handover")
     con.add_argument("--tles", metavar="FILE", help="3-line TLE file (instead of the scenario's constellation)")
     con.add_argument("--shell", metavar="NAME", help="Walker preset, e.g. starlink-1 (with --epoch)")
-    con.add_argument("--epoch", metavar="ISO", help="epoch of the Walker elements (default 2026-01-01T00:00:00Z)")
+    con.add_argument("--epoch", metavar="ISO", help=f"epoch of the Walker elements (default {D.EPOCH})")
     con.add_argument("--min-elevation-deg", type=float, metavar="DEG",
-                     help="elevation mask for leozone labels (default: scenario, else 25)")
-    con.add_argument("--horizon-s", type=float, default=3600.0, metavar="S",
-                     help="pass prediction window (default 3600)")
+                     help=f"elevation mask for leozone labels (default: scenario, else {D.MIN_ELEVATION_DEG:g})")
+    con.add_argument("--horizon-s", type=float, default=D.TRACKER_HORIZON_S, metavar="S",
+                     help=f"pass prediction window (default {D.TRACKER_HORIZON_S:g})")
     pol = p.add_argument_group("policy")
     pol.add_argument("--policy", choices=("krios", "closest", "random"),
-                     help="placement policy (default: scenario, else krios)")
-    pol.add_argument("--seed", type=int, help="seed of the random policy (default: scenario, else 0)")
-    pol.add_argument("--scheduler-name", default="krios-scheduler",
-                     help="spec.schedulerName handled (default krios-scheduler)")
+                     help=f"placement policy (default: scenario, else {D.POLICY})")
+    pol.add_argument("--seed", type=int, help=f"seed of the random policy (default: scenario, else {D.SEED})")
+    pol.add_argument("--scheduler-name", default=D.SCHEDULER_NAME,
+                     help=f"spec.schedulerName handled (default {D.SCHEDULER_NAME})")
     api = p.add_argument_group("API")
-    api.add_argument("--kube-api-qps", type=float, default=50.0, help="client QPS (default 50, as kube-scheduler)")
-    api.add_argument("--kube-api-burst", type=int, default=100, help="client burst (default 100)")
+    api.add_argument("--kube-api-qps", type=float, default=D.KUBE_API_QPS,
+                     help=f"client QPS (default {D.KUBE_API_QPS:g}, as kube-scheduler)")
+    api.add_argument("--kube-api-burst", type=int, default=D.KUBE_API_BURST,
+                     help=f"client burst (default {D.KUBE_API_BURST})")
     api.add_argument("--no-leader-elect", dest="leader_elect", action="store_false",
                      help="act without taking the Lease (single replica)")
-    api.add_argument("--lease-namespace", default="krios-system", help="namespace of the Lease (default krios-system)")
-    api.add_argument("--leader-elect-lease-duration", type=float, default=15.0, metavar="S",
-                     help="how long a silent leader keeps the Lease (default 15)")
-    api.add_argument("--leader-elect-renew-deadline", type=float, default=10.0, metavar="S",
-                     help="a leader that cannot renew for this long stops acting (default 10)")
-    api.add_argument("--leader-elect-retry-period", type=float, default=2.0, metavar="S",
-                     help="renew / retry period (default 2)")
+    api.add_argument("--lease-namespace", default=D.LEASE_NAMESPACE,
+                     help=f"namespace of the Lease (default {D.LEASE_NAMESPACE})")
+    api.add_argument("--leader-elect-lease-duration", type=float, default=D.LEASE_DURATION_S, metavar="S",
+                     help=f"how long a silent leader keeps the Lease (default {D.LEASE_DURATION_S:g})")
+    api.add_argument("--leader-elect-renew-deadline", type=float, default=D.RENEW_DEADLINE_S, metavar="S",
+                     help=f"a leader that cannot renew for this long stops acting (default {D.RENEW_DEADLINE_S:g})")
+    api.add_argument("--leader-elect-retry-period", type=float, default=D.RETRY_PERIOD_S, metavar="S",
+                     help=f"renew / retry period (default {D.RETRY_PERIOD_S:g})")
 
 
 def load_orbits(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -111,7 +120,7 @@ def load_orbits(args: argparse.Namespace) -> tuple[Any, Any]:
     if args.tles:
         return Constellation.from_file(args.tles), scenario
     if args.shell:
-        epoch = parse_time(args.epoch or "2026-01-01T00:00:00Z", source="--epoch")
+        epoch = parse_time(args.epoch or D.EPOCH, source="--epoch")
         return Constellation.from_shell(args.shell, epoch, source="--shell"), scenario
     if scenario is None:
         raise ConfigError("give --scenario NAME, --tles FILE or --shell NAME", source="options",
@@ -119,33 +128,18 @@ def load_orbits(args: argparse.Namespace) -> tuple[Any, Any]:
     return Constellation.from_scenario(scenario), scenario
 
 
-def _daemon_kw(args: argparse.Namespace, scenario: Any) -> dict[str, Any]:
-    from krios.control.policies import check_policy
-
-    zone = scenario.zone if scenario is not None else {}
-    policy = args.policy or (scenario.get("policy") if scenario is not None else None) or "krios"
-    seed = args.seed if args.seed is not None else (scenario.get("seed", 0) if scenario is not None else 0)
-    elev = args.min_elevation_deg if args.min_elevation_deg is not None else zone.get("min_elevation_deg", 25.0)
-    if not 0 <= float(elev) < 90:
-        raise ConfigError("must be within [0, 90)", source="--min-elevation-deg", field=str(elev))
-    timing = (args.leader_elect_lease_duration, args.leader_elect_renew_deadline, args.leader_elect_retry_period)
-    if not 0 < timing[2] < timing[1] < timing[0]:
-        raise ConfigError("need 0 < retry period < renew deadline < lease duration",
-                          source="--leader-elect-*", field=" ".join(f"{t:g}" for t in timing))
-    if args.kube_api_qps < 0 or args.kube_api_burst < 1:
-        raise ConfigError("QPS must be >= 0 and burst >= 1", source="--kube-api-qps/--kube-api-burst")
-    return {
-        "scheduler_name": args.scheduler_name,
-        "policy": check_policy(policy, source="--policy"),
-        "seed": int(seed),
-        "min_elevation_deg": float(elev),
-        "horizon_s": args.horizon_s,
-        "qps": args.kube_api_qps,
-        "burst": args.kube_api_burst,
-        "leader_elect": args.leader_elect,
-        "lease_namespace": args.lease_namespace,
-        "lease_timing_s": timing,
-    }
+def _config(cls: Any, args: argparse.Namespace, scenario: Any, **more: Any) -> Any:
+    """``cls.from_scenario`` with the common flags as overrides (``None``: not given)."""
+    return cls.from_scenario(
+        scenario,
+        scheduler_name=args.scheduler_name, policy=args.policy, seed=args.seed,
+        min_elevation_deg=args.min_elevation_deg, horizon_s=args.horizon_s,
+        qps=args.kube_api_qps, burst=args.kube_api_burst, leader_elect=args.leader_elect,
+        lease_namespace=args.lease_namespace,
+        lease_timing_s=(args.leader_elect_lease_duration, args.leader_elect_renew_deadline,
+                        args.leader_elect_retry_period),
+        **more,
+    )
 
 
 def _run(daemon: Any, what: str, scenario: Any) -> int:
@@ -181,39 +175,29 @@ def _run(daemon: Any, what: str, scenario: Any) -> int:
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    from krios.control.scheduler import Scheduler
+    from krios.control.scheduler import Scheduler, SchedulerConfig
     from krios.kube.config import load_client
 
     constellation, scenario = load_orbits(args)
-    kw = _daemon_kw(args, scenario)
-    if args.parallelism < 1:
-        raise ConfigError("must be at least 1", source="--parallelism", field=str(args.parallelism))
+    cfg = _config(SchedulerConfig, args, scenario, parallelism=args.parallelism)
     api = load_client(args.kubeconfig)
-    return _run(Scheduler(api, constellation, parallelism=args.parallelism, **kw), "krios-scheduler", scenario)
+    return _run(Scheduler(api, constellation, **cfg.kwargs()), SCHEDULER_NAME, scenario)
 
 
 def cmd_controller(args: argparse.Namespace) -> int:
-    from krios.control.controller import Controller
-    from krios.control.handover import check_mode
+    from krios.control.controller import Controller, ControllerConfig
     from krios.kube.config import load_client
 
     constellation, scenario = load_orbits(args)
-    kw = _daemon_kw(args, scenario)
-    ho = (scenario.get("handover") if scenario is not None else None) or {}
-    mode = check_mode(args.mode or ho.get("mode", "proactive"), source="--mode")
-    lookahead = args.lookahead_s if args.lookahead_s is not None else float(ho.get("lookahead_s", 30.0))
-    timeout = args.ready_timeout_s if args.ready_timeout_s is not None else float(ho.get("ready_timeout_s", 60.0))
-    if lookahead < 0:
-        raise ConfigError("must not be negative", source="--lookahead-s", field=str(lookahead))
-    if timeout <= 0:
-        raise ConfigError("must be positive", source="--ready-timeout-s", field=str(timeout))
+    cfg = _config(ControllerConfig, args, scenario, mode=args.mode, lookahead_s=args.lookahead_s,
+                  ready_timeout_s=args.ready_timeout_s)
     record = None
     if args.run_id:
         from krios.results.store import ResultsStore
 
         store = ResultsStore(args.results_db)
         run_id = store.start_run("controller", scenario=scenario.name if scenario else None,
-                                 meta={"mode": mode, "lookahead_s": lookahead, "policy": kw["policy"]},
+                                 meta={"mode": cfg.mode, "lookahead_s": cfg.lookahead_s, "policy": cfg.policy},
                                  run_id=args.run_id)
 
         def record(row: dict[str, Any]) -> None:
@@ -222,9 +206,8 @@ def cmd_controller(args: argparse.Namespace) -> int:
     elif args.results_db:
         raise ConfigError("--results-db goes with --run-id", source="options", field="--results-db")
     api = load_client(args.kubeconfig)
-    daemon = Controller(api, constellation, mode=mode, lookahead_s=lookahead, ready_timeout_s=timeout,
-                        on_handover=record, **kw)
-    return _run(daemon, "krios-controller", scenario)
+    daemon = Controller(api, constellation, on_handover=record, **cfg.kwargs())
+    return _run(daemon, CONTROLLER_NAME, scenario)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from krios.config import defaults as D
 from krios.sim.model import POLICY_SPECS
 
 _EPILOG = "policies:\n" + "\n".join(f"  {name:<9} {spec.summary}" for name, spec in POLICY_SPECS.items())
@@ -25,15 +26,15 @@ def add_common(parser: argparse.ArgumentParser) -> None:
                      help="Walker-delta phase offset f (default 1)")
     run = parser.add_argument_group("run")
     run.add_argument("--start", metavar="ISO", help="simulated start (default: the scenario's start)")
-    run.add_argument("--step-s", type=float, default=1.0, metavar="S",
-                     help="sampling step for RTT and for 'closest' range comparisons (default 1 s)")
+    run.add_argument("--step-s", type=float, default=D.SIM_STEP_S, metavar="S",
+                     help=f"sampling step for RTT and for 'closest' range comparisons (default {D.SIM_STEP_S:g} s)")
     run.add_argument("--policy", default="krios,reactive,closest,random", metavar="LIST",
                      help="comma-separated policies (default: all four)")
     run.add_argument("--seed", type=int, metavar="N", help="random seed (default: the scenario's)")
     run.add_argument("--lookahead-s", type=float, metavar="S",
                      help="proactive handover lead (default: the scenario's handover.lookahead_s)")
-    run.add_argument("--startup-s", type=float, default=5.0, metavar="S",
-                     help="seconds from starting a successor until it can serve (default 5)")
+    run.add_argument("--startup-s", type=float, default=D.SIM_STARTUP_S, metavar="S",
+                     help=f"seconds from starting a successor until it can serve (default {D.SIM_STARTUP_S:g})")
     run.add_argument("--jobs", type=int, default=0, metavar="N",
                      help="worker processes, one zone each (default 0: one per CPU, at most one per zone)")
 
@@ -46,9 +47,9 @@ def add_zones(parser: argparse.ArgumentParser) -> None:
                        help="a zone as a leozone label, e.g. 37.77_-122.41 (repeatable)")
     zones.add_argument("--all-scenarios", action="store_true", help="every scenario's zone")
     zones.add_argument("--radius-km", type=float, metavar="KM",
-                       help="zone radius (default: the scenario's; 100 for --zone)")
+                       help=f"zone radius (default: the scenario's; {D.SIM_ZONE_RADIUS_KM:g} for --zone)")
     zones.add_argument("--min-elevation-deg", type=float, metavar="DEG",
-                       help="minimum elevation (default: the scenario's; 25 for --zone)")
+                       help=f"minimum elevation (default: the scenario's; {D.MIN_ELEVATION_DEG:g} for --zone)")
 
 
 def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
@@ -62,7 +63,8 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     )
     add_zones(p)
     add_common(p)
-    p.add_argument("--duration", default="24h", metavar="D", help="simulated time, e.g. 90m, 24h (default 24h)")
+    p.add_argument("--duration", default=D.SIM_DURATION, metavar="D",
+                   help=f"simulated time, e.g. 90m, 24h (default {D.SIM_DURATION})")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     p.add_argument("-o", "--output", metavar="DIR",
                    help="write simulation.json, metrics.csv, handovers.csv and PNG plots here")
@@ -74,7 +76,8 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
         description="Time the policy simulator on a whole constellation shell and several zones.",
     )
     add_common(b)
-    b.add_argument("--duration", default="24h", metavar="D", help="simulated time (default 24h)")
+    b.add_argument("--duration", default=D.SIM_DURATION, metavar="D",
+                   help=f"simulated time (default {D.SIM_DURATION})")
     b.add_argument("--zones", type=int, default=10, metavar="N", help="how many of the bench cities (default 10)")
     b.add_argument("--json", action="store_true", help="print the figures as JSON")
     b.set_defaults(func=cmd_bench)

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from krios.config import defaults as D
 from krios.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -30,20 +31,24 @@ REQUIRED: dict[str, type | tuple[type, ...]] = {
     "workers": int,
 }
 
+#: What a scenario file may leave out, from :mod:`krios.config.defaults`.
 DEFAULTS: dict[str, Any] = {
     "description": "",
-    "constellation": {"shell": "starlink-1", "epoch": "2026-01-01T00:00:00Z"},
-    "start": "2026-01-01T00:00:00Z",
-    "duration_s": 60,
-    "acceleration": 1,
-    "seed": 0,
-    "tick_s": 1.0,
-    "policy": "krios",
-    "handover": {"mode": "proactive", "lookahead_s": 30, "ready_timeout_s": 60},
-    "latency": {"per_hop_ms": 9.0, "hop_km": 1000.0},
-    "client": {"rate_hz": 5, "timeout_s": 2.0},
-    "benchmark": {"latency_ms": [0, 50, 100, 200], "samples_per_latency": 10, "warmup_samples": 2},
+    "constellation": {"shell": D.SHELL, "epoch": D.EPOCH},
+    "start": D.START,
+    "duration_s": D.DURATION_S,
+    "acceleration": D.ACCELERATION,
+    "seed": D.SEED,
+    "tick_s": D.TICK_S,
+    "policy": D.POLICY,
+    "handover": {"mode": D.HANDOVER_MODE, "lookahead_s": D.LOOKAHEAD_S, "ready_timeout_s": D.READY_TIMEOUT_S},
+    "latency": {"per_hop_ms": D.PER_HOP_MS, "hop_km": D.HOP_KM},
+    "client": {"rate_hz": D.CLIENT_RATE_HZ, "timeout_s": D.CLIENT_TIMEOUT_S},
+    "benchmark": {"latency_ms": list(D.BENCH_LATENCY_MS), "samples_per_latency": D.BENCH_SAMPLES_PER_LATENCY,
+                  "warmup_samples": D.BENCH_WARMUP_SAMPLES},
 }
+#: Zone keys a scenario may leave out.
+ZONE_DEFAULTS: dict[str, Any] = {"radius_km": D.ZONE_RADIUS_KM, "min_elevation_deg": D.MIN_ELEVATION_DEG}
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,6 @@ def load(name_or_path: str | os.PathLike[str]) -> Scenario:
     if not -180 <= zone["lon"] <= 180:
         raise ConfigError("longitude must be within [-180, 180]", source=str(path), field="zone.lon")
     data = _merge(DEFAULTS, raw)
-    data["zone"].setdefault("radius_km", 0.0)
-    data["zone"].setdefault("min_elevation_deg", 25.0)
+    for key, value in ZONE_DEFAULTS.items():
+        data["zone"].setdefault(key, value)
     return Scenario(name=raw["name"], path=path, data=data)

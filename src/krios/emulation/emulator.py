@@ -37,15 +37,25 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 
-import numpy as np
-
+from krios.config import defaults as D
+from krios.config import resolve
 from krios.config.times import iso, parse_time
 from krios.emulation import mapping
-from krios.emulation.appview import pod_ready_since
 from krios.errors import ConfigError
+from krios.kube.client import as_client, ensure_namespace, list_items, node_path, pod_path, put_configmap
 from krios.kube.clock import Clock
+from krios.kube.names import (
+    LATENCY_CONFIGMAP,
+    LATENCY_KEY,
+    LEOZONE_LABEL,
+    MAPPING_CONFIGMAP,
+    MAPPING_KEY,
+    SAT_LABEL,
+    SYSTEM_NAMESPACE,
+)
+from krios.kube.objects import labels, name_of, node_is_control_plane, pod_deleting, pod_node, pod_ready_since
 from krios.orbits.constellation import Constellation
 from krios.orbits.passes import ZoneTracker
 from krios.orbits.rtt import LatencyModel, matrix_document
@@ -53,12 +63,6 @@ from krios.orbits.zones import Zone
 
 log = logging.getLogger(__name__)
 
-NAMESPACE = "krios-system"
-MAPPING_CM, MAPPING_KEY = "krios-emulator", "mapping.json"
-LATENCY_CM, LATENCY_KEY = "krios-latency", "matrix.json"
-SAT_LABEL = "sat_id"
-LEOZONE_LABEL = "leozone"
-CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/master", "node-role.kubernetes.io/control-plane")
 #: Per-request timeout (s, connect and read) of the tick loop's API calls, so a hung API server
 #: delays a tick by a bounded time (missed ticks are then skipped).
 REQUEST_TIMEOUT_S = 5.0
@@ -66,7 +70,12 @@ REQUEST_TIMEOUT_S = 5.0
 
 @dataclass(frozen=True)
 class EmulatorConfig:
-    """What to emulate; times in unix s (emulated), durations in emulated s."""
+    """What to emulate; times in unix s (emulated), durations in emulated s.
+
+    Defaults in :mod:`krios.config.defaults`; build it with :meth:`from_scenario`.
+    ``overlap_s`` is how long before the serving satellite leaves a successor
+    must be in the zone: the controller's lead plus a margin.
+    """
 
     scenario: str
     zone: Zone
@@ -74,73 +83,75 @@ class EmulatorConfig:
     constellation: Constellation = field(repr=False)
     latency: LatencyModel = field(repr=False)
     start: float
-    duration_s: float
-    seed: int = 0
-    acceleration: float = 1.0
-    tick_s: float = 1.0
-    horizon_s: float = 900.0
-    lookahead_s: float = 30.0
-    overlap_s: float = 40.0
+    duration_s: float = D.DURATION_S
+    seed: int = D.SEED
+    acceleration: float = D.ACCELERATION
+    tick_s: float = D.TICK_S
+    horizon_s: float = D.EMULATOR_HORIZON_S
+    lookahead_s: float = D.LOOKAHEAD_S
+    overlap_s: float = D.LOOKAHEAD_S + D.SUCCESSOR_MARGIN_S
+
+    #: Config field -> scenario key.
+    SCENARIO_KEYS: ClassVar[dict[str, str]] = {
+        "start": "start", "duration_s": "duration_s", "seed": "seed", "acceleration": "acceleration",
+        "tick_s": "tick_s", "lookahead_s": "handover.lookahead_s",
+    }
 
     @classmethod
-    def from_scenario(cls, scenario: Any, *, duration_s: float | None = None, start: str | float | None = None,
-                      seed: int | None = None, acceleration: float | None = None, tick_s: float | None = None,
-                      horizon_s: float = 900.0, lookahead_s: float | None = None) -> EmulatorConfig:  # fmt: skip
-        """A configuration from a :class:`krios.config.scenarios.Scenario`, options overriding its keys.
+    def from_scenario(cls, scenario: Any, **overrides: Any) -> EmulatorConfig:
+        """Defaults, then ``scenario``'s keys, then ``overrides`` that are not ``None``.
 
-        ``lookahead_s`` (default: the scenario's ``handover.lookahead_s``) is the
-        controller's proactive lead; successors are chosen to enter the zone at
-        least ``lookahead_s + 10`` s before the satellite they follow leaves.
+        ``start`` may be unix s, an ISO 8601 time or ``now``. ``lookahead_s``
+        (default: the scenario's ``handover.lookahead_s``) is the controller's
+        proactive lead; successors are chosen to enter the zone at least
+        ``lookahead_s`` + :data:`~krios.config.defaults.SUCCESSOR_MARGIN_S` before
+        the satellite they follow leaves.
         """
-        where = str(getattr(scenario, "path", "scenario"))
-        ho = scenario.get("handover") or {}
-        lookahead = float(ho.get("lookahead_s", 30.0) if lookahead_s is None else lookahead_s)
-        cfg = cls(
-            scenario=scenario.name,
-            zone=Zone.from_scenario(scenario),
-            leozone=scenario.leozone,
-            constellation=Constellation.from_scenario(scenario),
-            latency=LatencyModel.from_scenario(scenario),
-            start=parse_time(scenario["start"] if start is None else start,
-                             source="--start" if start is not None else f"{where}: start"),
-            duration_s=float(scenario["duration_s"] if duration_s is None else duration_s),
-            seed=int(scenario["seed"] if seed is None else seed),
-            acceleration=float(scenario["acceleration"] if acceleration is None else acceleration),
-            tick_s=float(scenario["tick_s"] if tick_s is None else tick_s),
-            horizon_s=float(horizon_s),
-            lookahead_s=lookahead,
-            overlap_s=lookahead + 10.0,
-        )  # fmt: skip
-        cfg.check()
-        return cfg
+        lead = overrides.get("lookahead_s")
+        if lead is None:
+            lead = resolve.scenario_value(scenario, "handover.lookahead_s", D.LOOKAHEAD_S)
+        derived = {
+            "scenario": scenario.name,
+            "zone": Zone.from_scenario(scenario),
+            "leozone": scenario.leozone,
+            "constellation": Constellation.from_scenario(scenario),
+            "latency": LatencyModel.from_scenario(scenario),
+        }
+        if isinstance(lead, int | float):
+            derived["overlap_s"] = float(lead) + D.SUCCESSOR_MARGIN_S
+        return resolve.from_scenario(cls, scenario, cls.SCENARIO_KEYS, {**overrides, **derived},
+                                     convert={"start": _parse_start})
 
     def check(self) -> None:
-        for name, value in (("--duration-s", self.duration_s), ("--acceleration", self.acceleration),
-                            ("--tick-s", self.tick_s), ("--horizon-s", self.horizon_s)):  # fmt: skip
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigError("must be a positive number", source=name, field=str(value))
+        """Raise :class:`ConfigError` naming the field of a value the emulator cannot run with."""
+        resolve.check_positive(self, "duration_s", "acceleration", "tick_s", "horizon_s")
+        resolve.check_at_least(self, 0.0, "lookahead_s")
         if self.tick_s > self.duration_s:
-            raise ConfigError("must not exceed the duration", source="--tick-s", field=str(self.tick_s))
+            raise resolve.field_error("tick_s", self.tick_s, "must not exceed the duration")
+
+
+def _parse_start(value: Any, source: str) -> float:
+    return float(value) if isinstance(value, int | float) else parse_time(value, source=source)
 
 
 def _natural(name: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
 
 
-def select_nodes(core_v1: Any, count: int, *, names: Sequence[str] | None = None,
+def select_nodes(api: Any, count: int, *, names: Sequence[str] | None = None,
                  selector: str | None = None) -> list[str]:  # fmt: skip
     """The nodes to emulate satellites: ``names``, or those matching ``selector``, or the first
-    ``count`` worker nodes (not control plane), in natural name order."""
-    items = core_v1.list_node(label_selector=selector or "").items
-    by_name = {n.metadata.name: n for n in items}
+    ``count`` worker nodes (not control plane), in natural name order.
+
+    ``api``: a :class:`krios.kube.client.RawClient` (or an ``ApiClient``)."""
+    by_name = {name_of(n): n for n in list_items(as_client(api), node_path(), label_selector=selector)}
     if names:
         missing = [n for n in names if n not in by_name]
         if missing:
-            raise ConfigError("no such node", source="--nodes", field=missing[0])
+            raise ConfigError("no such node", source="nodes", field=missing[0])
         chosen = list(dict.fromkeys(names))
     else:
-        workers = [n for n, obj in by_name.items()
-                   if not any(k in (obj.metadata.labels or {}) for k in CONTROL_PLANE_LABELS)]  # fmt: skip
+        workers = [n for n, obj in by_name.items() if not node_is_control_plane(obj)]
         chosen = sorted(workers, key=_natural)
         if not selector:
             chosen = chosen[:count]
@@ -151,47 +162,17 @@ def select_nodes(core_v1: Any, count: int, *, names: Sequence[str] | None = None
     return chosen
 
 
-def put_configmap(core_v1: Any, name: str, data: dict[str, str], timeout_s: float = REQUEST_TIMEOUT_S) -> None:
-    """Replace ConfigMap ``krios-system/name`` (create it if missing)."""
-    from kubernetes.client.exceptions import ApiException
-
-    body = {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "krios"}},
-            "data": data}  # fmt: skip
-    try:
-        core_v1.replace_namespaced_config_map(name, NAMESPACE, body, _request_timeout=timeout_s)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-        core_v1.create_namespaced_config_map(NAMESPACE, body, _request_timeout=timeout_s)
-
-
-def ensure_namespace(core_v1: Any) -> None:
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        core_v1.read_namespace(NAMESPACE)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-        try:
-            core_v1.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-        except ApiException as exc2:
-            if exc2.status != 409:
-                raise
-
-
-def app_pods(pods: Sequence[Any], nodes: Sequence[str]) -> dict[str, str]:
+def app_pods(pods: Sequence[dict[str, Any]], nodes: Sequence[str]) -> dict[str, str]:
     """node -> ``serving`` (a Ready app pod) or ``starting`` (bound, not Ready, not terminating)."""
     out: dict[str, str] = {}
     wanted = set(nodes)
     for pod in pods:
-        node = pod.spec.node_name
-        if node not in wanted or pod.metadata.deletion_timestamp is not None:
+        node = pod_node(pod)
+        if node not in wanted or pod_deleting(pod):
             continue
         if pod_ready_since(pod) is not None:
             out[node] = mapping.SERVING
-        elif pod.status is None or pod.status.phase not in ("Succeeded", "Failed"):
+        elif (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
             out.setdefault(node, mapping.STARTING)
     return out
 
@@ -217,10 +198,10 @@ class Emulator:
     ``log_path``: the JSON Lines tick log (default ``<results>/<run-id>/ticks.jsonl``).
     """
 
-    def __init__(self, config: EmulatorConfig, core_v1: Any, nodes: Sequence[str], *, store: Any = None,
+    def __init__(self, config: EmulatorConfig, api: Any, nodes: Sequence[str], *, store: Any = None,
                  run_id: str | None = None, log_path: Path | None = None):  # fmt: skip
         self.config = config
-        self.core_v1 = core_v1
+        self.client = as_client(api)  # a RawClient, or an ApiClient to make one of
         self.nodes = list(nodes)
         self.store = store
         self.tracker = ZoneTracker(config.constellation, config.zone, horizon_s=max(3600.0, 2 * config.horizon_s),
@@ -250,12 +231,11 @@ class Emulator:
     def _observe(self) -> bool:
         """Refresh node labels and app pods; ``False`` (keeping the last view) on API errors."""
         try:
-            items = self.core_v1.list_node(_request_timeout=REQUEST_TIMEOUT_S).items
-            self.labels = {n.metadata.name: (n.metadata.labels or {}).get(SAT_LABEL) for n in items
-                           if n.metadata.name in self.nodes}  # fmt: skip
-            pods = self.core_v1.list_pod_for_all_namespaces(
-                label_selector=f"{LEOZONE_LABEL}={self.config.leozone}", _request_timeout=REQUEST_TIMEOUT_S)
-            self.pods = app_pods(pods.items, self.nodes)
+            items = list_items(self.client, node_path(), timeout=REQUEST_TIMEOUT_S)
+            self.labels = {name_of(n): labels(n).get(SAT_LABEL) for n in items if name_of(n) in self.nodes}
+            pods = list_items(self.client, pod_path(None), label_selector=f"{LEOZONE_LABEL}={self.config.leozone}",
+                              timeout=REQUEST_TIMEOUT_S)
+            self.pods = app_pods(pods, self.nodes)
             return True
         except Exception as exc:  # API down or restarting: keep going on the last view
             self.stats.api_errors += 1
@@ -293,8 +273,8 @@ class Emulator:
         succ = mapping.successor(t_sim, serving_sat, [new[n] for n in self.nodes if n != serving], win,
                                  cfg.lookahead_s)  # fmt: skip
         sats = [s for s in new.values() if s is not None]
-        r = cfg.constellation.itrs([t_sim])[0][:, 0, :] if sats else np.empty((0, 3))
-        positions = {n: r[s] for n, s in new.items() if s is not None}
+        r = cfg.constellation.positions(sats, t_sim)
+        positions = {n: r[sats.index(s)] for n, s in new.items() if s is not None}
         rtt = cfg.latency.matrix(positions)
         elev, _az, rng_km = self.tracker.look(sats, t_sim)
         look = {s: (float(elev[i]), float(rng_km[i])) for i, s in enumerate(sats)}
@@ -358,8 +338,8 @@ class Emulator:
             if sat is None or self.labels.get(node) == str(sat):
                 continue
             try:
-                self.core_v1.patch_node(node, {"metadata": {"labels": {SAT_LABEL: str(sat)}}},
-                                        _request_timeout=REQUEST_TIMEOUT_S)
+                self.client.patch(node_path(node), {"metadata": {"labels": {SAT_LABEL: str(sat)}}},
+                                  merge=False, timeout=REQUEST_TIMEOUT_S)
             except Exception as exc:
                 self.stats.api_errors += 1
                 log.warning("cannot label %s sat_id=%s (%s); retrying next tick", node, sat, _short(exc))
@@ -370,8 +350,10 @@ class Emulator:
 
     def _publish(self, record: dict[str, Any], rtt: dict[str, dict[str, float]], t_sim: float) -> None:
         try:
-            put_configmap(self.core_v1, MAPPING_CM, {MAPPING_KEY: json.dumps(record, sort_keys=True)})
-            put_configmap(self.core_v1, LATENCY_CM, {LATENCY_KEY: json.dumps(matrix_document(t_sim, rtt))})
+            put_configmap(self.client, SYSTEM_NAMESPACE, MAPPING_CONFIGMAP,
+                          {MAPPING_KEY: json.dumps(record, sort_keys=True)}, timeout=REQUEST_TIMEOUT_S)
+            put_configmap(self.client, SYSTEM_NAMESPACE, LATENCY_CONFIGMAP,
+                          {LATENCY_KEY: json.dumps(matrix_document(t_sim, rtt))}, timeout=REQUEST_TIMEOUT_S)
         except Exception as exc:
             self.stats.api_errors += 1
             log.warning("cannot publish the mapping/latency ConfigMaps (%s)", _short(exc))
@@ -379,9 +361,9 @@ class Emulator:
     # -- the loop --------------------------------------------------------------------
     def start_clock(self) -> Clock:
         """Publish ``krios-clock``: emulated ``start`` now, at ``acceleration``."""
-        ensure_namespace(self.core_v1)
+        ensure_namespace(self.client, SYSTEM_NAMESPACE, timeout=REQUEST_TIMEOUT_S)
         self.clock = Clock.starting(epoch_sim=self.config.start, rate=self.config.acceleration)
-        self.clock.publish(self.core_v1)
+        self.clock.publish(self.client)
         return self.clock
 
     def run(self, stop: threading.Event | None = None) -> dict[str, Any]:

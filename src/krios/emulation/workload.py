@@ -25,16 +25,17 @@ import http.client
 import json
 import logging
 import math
-import socket
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 from urllib.parse import urlsplit
 
+from krios.config import defaults as D
+from krios.config import resolve
 from krios.emulation.appview import ClusterView, Snapshot
 from krios.emulation.standin import NODE_HEADER
 from krios.errors import ConfigError
@@ -56,11 +57,11 @@ def parse_url(url: str) -> Target:
     """A :class:`Target` from ``http://host:port/path`` (``ConfigError`` otherwise)."""
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
-        raise ConfigError("expected http://HOST:PORT/PATH", source="--target", field=url)
+        raise ConfigError("expected http://HOST:PORT/PATH", source="target", field=url)
     try:
         port = parts.port or 80
     except ValueError as exc:
-        raise ConfigError("bad port", source="--target", field=url) from exc
+        raise ConfigError("bad port", source="target", field=url) from exc
     return Target(parts.hostname, port, parts.path or "/")
 
 
@@ -140,11 +141,38 @@ def send_request(target: Target, timeout_s: float) -> tuple[str, str | None, flo
         conn.close()
 
 
+@dataclass(frozen=True)
+class ClientConfig:
+    """The client's rate (requests per wall s), run time and per-request timeout (wall s).
+
+    Defaults in :mod:`krios.config.defaults`; build it with :meth:`from_scenario`.
+    """
+
+    duration_s: float
+    rate_hz: float = D.CLIENT_RATE_HZ
+    timeout_s: float = D.CLIENT_TIMEOUT_S
+
+    #: Config field -> scenario key.
+    SCENARIO_KEYS: ClassVar[dict[str, str]] = {"rate_hz": "client.rate_hz", "timeout_s": "client.timeout_s"}
+
+    @classmethod
+    def from_scenario(cls, scenario: Any = None, **overrides: Any) -> ClientConfig:
+        """Defaults, then ``scenario``'s ``client:`` keys (may be ``None``), then ``overrides`` not ``None``."""
+        if overrides.get("duration_s") is None:
+            raise resolve.field_error("duration_s", None, "is required")
+        return resolve.from_scenario(cls, scenario, cls.SCENARIO_KEYS, overrides)
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` naming the field unless rate, duration and timeout are positive."""
+        for name in ("rate_hz", "duration_s", "timeout_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise resolve.field_error(name, value, "must be positive")
+
+
 def check_options(rate_hz: float, duration_s: float, timeout_s: float) -> None:
-    """Raise :class:`ConfigError` unless rate, duration and timeout are positive numbers."""
-    for name, value in (("--rate-hz", rate_hz), ("--duration-s", duration_s), ("--timeout-s", timeout_s)):
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-            raise ConfigError("must be positive", source=name, field=str(value))
+    """Raise :class:`ConfigError` (naming the field) unless rate, duration and timeout are positive numbers."""
+    ClientConfig(duration_s=duration_s, rate_hz=rate_hz, timeout_s=timeout_s).check()
 
 
 class Client:
@@ -162,7 +190,7 @@ class Client:
         *,
         rate_hz: float,
         duration_s: float,
-        timeout_s: float = 2.0,
+        timeout_s: float = D.CLIENT_TIMEOUT_S,
         view: ClusterView | None = None,
     ):
         check_options(rate_hz, duration_s, timeout_s)
@@ -228,15 +256,3 @@ class Client:
                 pool.submit(self._one, seq, snap)
                 self.result.sent += 1
         return self.result
-
-
-def wait_for_socket(host: str, port: int, timeout_s: float = 10.0) -> bool:
-    """Whether ``host:port`` accepts a TCP connection within ``timeout_s``."""
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False

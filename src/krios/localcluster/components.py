@@ -22,7 +22,6 @@ import urllib.error
 import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import yaml
 from cryptography.hazmat.primitives import serialization
@@ -131,8 +130,22 @@ def _client_component(binary: Path, kubeconfig: Path, port: int) -> list[str]:
     ]
 
 
-def scheduler_cmd(binary: Path, kubeconfig: Path, port: int) -> list[str]:
-    return _client_component(binary, kubeconfig, port)
+def scheduler_cmd(binary: Path, kubeconfig: Path, port: int, *, qps: float | None = None,
+                  burst: int | None = None) -> list[str]:
+    """kube-scheduler's command line, the one place its flags are written: one instance (no leader
+    election), loopback, HTTPS health on ``port`` (0: none); ``qps``/``burst`` its client rate limit."""
+    rate = ([f"--kube-api-qps={qps:g}"] if qps is not None else []) + (
+        [f"--kube-api-burst={burst}"] if burst is not None else [])
+    return [*_client_component(binary, kubeconfig, port), *rate]
+
+
+def kube_scheduler(kubeconfig: Path, port: int = 0, *, qps: float | None = None, burst: int | None = None,
+                   bin_dir: Path | None = None) -> list[str]:
+    """:func:`scheduler_cmd` with the cached kube-scheduler binary (never builds; ClusterError if absent)."""
+    from krios.localcluster import binaries
+
+    folder = bin_dir if bin_dir is not None else binaries.find_bin_dir(build=False)
+    return scheduler_cmd(binaries.binary(folder, "kube-scheduler"), kubeconfig, port, qps=qps, burst=burst)
 
 
 def controller_manager_cmd(binary: Path, state_dir: Path, kubeconfig: Path, port: int) -> list[str]:
@@ -161,16 +174,6 @@ def health_url(name: str, port: int | None) -> str | None:
 _TLS = ssl.create_default_context()
 _TLS.check_hostname = False
 _TLS.verify_mode = ssl.CERT_NONE
-
-
-def get_json(url: str, token: str, timeout_s: float = 10.0) -> Any:
-    """GET ``url`` from the apiserver with the admin token; the decoded JSON body.
-
-    Raises ``OSError`` (``urllib.error.URLError``/``HTTPError``) when it fails.
-    """
-    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout_s, context=_TLS) as resp:
-        return json.loads(resp.read())
 
 
 def probe(url: str, token: str | None = None, timeout_s: float = 2.0) -> tuple[bool, str]:

@@ -31,7 +31,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -291,12 +291,6 @@ def kubeconfig_server(kubeconfig: str | os.PathLike[str]) -> str:
         raise ConfigError(f"cannot find the server: {exc}", source=str(src), field="clusters") from exc
 
 
-def replace_port(url: str, host: str, port: int) -> str:
-    """``url`` with its netloc replaced by ``host:port``."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, f"{host}:{port}", parts.path, parts.query, parts.fragment))
-
-
 class ControlServer:
     """A loopback HTTP endpoint to read and change a running proxy's delay.
 
@@ -407,5 +401,5 @@ class RemoteProxy:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                 return json.loads(resp.read())
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise ConfigError(f"delay proxy control endpoint not reachable: {exc}", source="--proxy-control",
+            raise ConfigError(f"delay proxy control endpoint not reachable: {exc}", source="proxy_control",
                               field=self.url) from exc

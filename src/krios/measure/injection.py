@@ -14,19 +14,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
+from krios.config import defaults as D
 from krios.errors import ConfigError
+from krios.kube.names import DEFAULT_SCHEDULER_NAME, SCHEDULER_NAME
+from krios.localcluster import process
 from krios.measure.delayproxy import DelayProxy, RemoteProxy, kubeconfig_server, parse_hostport, proxied_kubeconfig
 
 log = logging.getLogger(__name__)
@@ -74,20 +72,18 @@ class AttachInjector:
 
 def scheduler_command(name: str, kubeconfig: Path, scenario: str | None = None) -> list[str]:
     """The command line that runs scheduler ``name`` against ``kubeconfig``."""
-    if name == "default-scheduler":
-        from krios.localcluster import binaries
+    if name == DEFAULT_SCHEDULER_NAME:
         from krios.localcluster import components as comp
 
-        binary = binaries.binary(binaries.find_bin_dir(build=False), "kube-scheduler")
-        return comp.scheduler_cmd(binary, kubeconfig, comp.free_ports(1)[0])
-    if name == "krios-scheduler":
+        return comp.kube_scheduler(kubeconfig, comp.free_ports(1)[0])
+    if name == SCHEDULER_NAME:
         cmd = [sys.executable, "-m", "krios", "scheduler", "--kubeconfig", str(kubeconfig), "--no-leader-elect"]
         # The constellation only matters for leozone pods; any gives the same code path otherwise.
-        return cmd + (["--scenario", scenario] if scenario else ["--shell", "starlink-1"])
+        return cmd + (["--scenario", scenario] if scenario else ["--shell", D.SHELL])
     raise ConfigError(
         "the benchmark can start only krios-scheduler and default-scheduler; start others yourself behind "
         "`krios delayproxy` and use --proxy-control",
-        source="--schedulers", field=name,
+        source="schedulers", field=name,
     )
 
 
@@ -114,7 +110,7 @@ class SpawnInjector:
         work_dir.mkdir(parents=True, exist_ok=True)
         server = kubeconfig_server(kubeconfig)
         self.proxy = DelayProxy(parse_hostport(server, source=str(kubeconfig)))
-        self.procs: dict[str, subprocess.Popen] = {}
+        self.procs: dict[str, process.Child] = {}
         self._tmp: str | None = None
         self._paused: Any = None
         self._cluster = _local_cluster(state_dir, server)
@@ -123,17 +119,13 @@ class SpawnInjector:
             # The copy holds the admin credentials: a private temporary folder, not the results folder.
             self._tmp = tempfile.mkdtemp(prefix="krios-bench-")
             self.kubeconfig = proxied_kubeconfig(kubeconfig, self.proxy.url, Path(self._tmp) / "kubeconfig")
-            if "default-scheduler" in schedulers and _component_alive(self._cluster, "kube-scheduler"):
+            if DEFAULT_SCHEDULER_NAME in schedulers and _component_alive(self._cluster, "kube-scheduler"):
                 log.info("pausing the local cluster's kube-scheduler for the benchmark")
                 self._cluster.stop_component("kube-scheduler")
                 self._paused = "kube-scheduler"
             for name in schedulers:
                 cmd = scheduler_command(name, self.kubeconfig, scenario)
-                logf = (work_dir / f"{name}.log").open("ab")
-                self.procs[name] = subprocess.Popen(
-                    cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                )
-                logf.close()
+                self.procs[name] = process.Child(name, cmd, work_dir / f"{name}.log")
                 log.info("started %s (pid %d) behind the delay proxy", name, self.procs[name].pid)
         except BaseException:
             self.close()
@@ -144,8 +136,8 @@ class SpawnInjector:
         """Raise if a scheduler process exited."""
         for name, p in self.procs.items():
             if p.poll() is not None:
-                raise ConfigError(f"exited with status {p.returncode}; see {self.work_dir / (name + '.log')}",
-                                  source="--schedulers", field=name)
+                raise ConfigError(f"exited with status {p.poll()}; see {self.work_dir / (name + '.log')}",
+                                  source="schedulers", field=name)
 
     def set_delay(self, ms: float) -> None:
         self.check()
@@ -153,17 +145,7 @@ class SpawnInjector:
 
     def close(self) -> None:
         for p in self.procs.values():
-            if p.poll() is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(p.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(p.pid, signal.SIGKILL)
-                p.wait(timeout=5)
+            p.stop()
         self.procs.clear()
         self.proxy.stop()
         if self._tmp:

@@ -36,53 +36,73 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 
-from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
+from krios.config import defaults as D
+from krios.config import resolve
 from krios.errors import ConfigError
+from krios.kube import client as kube
+from krios.kube.client import RawClient, pod_path
+from krios.kube.names import BENCH_LABEL, DEFAULT_SCHEDULER_NAME, SCHEDULER_NAME
 from krios.measure.podlatency import PodTimes, PodWatcher
 
 log = logging.getLogger(__name__)
 
-KNOWN_SCHEDULERS = ("krios-scheduler", "default-scheduler")
-BENCH_LABEL = "krios.io/bench"
-DEFAULT_NAMESPACE = "krios-bench"
+KNOWN_SCHEDULERS = (SCHEDULER_NAME, DEFAULT_SCHEDULER_NAME)
+DEFAULT_NAMESPACE = D.BENCH_NAMESPACE
 
 
 @dataclass
 class SweepConfig:
-    """What a latency sweep measures (all delays one-way, ms)."""
+    """What a latency sweep measures (all delays one-way, ms; timeout wall s).
 
-    latency_ms: list[float] = field(default_factory=lambda: [0.0, 50.0, 100.0, 200.0])
-    samples_per_latency: int = 10
-    warmup: int = 2
+    Defaults in :mod:`krios.config.defaults`; build it with :meth:`from_scenario`.
+    """
+
+    latency_ms: list[float] = field(default_factory=lambda: [float(v) for v in D.BENCH_LATENCY_MS])
+    samples_per_latency: int = D.BENCH_SAMPLES_PER_LATENCY
+    warmup: int = D.BENCH_WARMUP_SAMPLES
     schedulers: list[str] = field(default_factory=lambda: list(KNOWN_SCHEDULERS))
-    seed: int = 0
+    seed: int = D.SEED
     namespace: str = DEFAULT_NAMESPACE
-    timeout_s: float = 30.0
+    timeout_s: float = D.BENCH_TIMEOUT_S
     repeat_zero: bool = True
     #: Extra pod labels (e.g. ``leozone`` to exercise the krios zone path).
     labels: dict[str, str] = field(default_factory=dict)
     image: str = "registry.k8s.io/pause:3.2"
 
+    #: Config field -> scenario key.
+    SCENARIO_KEYS: ClassVar[dict[str, str]] = {
+        "latency_ms": "benchmark.latency_ms", "samples_per_latency": "benchmark.samples_per_latency",
+        "warmup": "benchmark.warmup_samples", "seed": "seed",
+    }
+
+    @classmethod
+    def from_scenario(cls, scenario: Any = None, **overrides: Any) -> SweepConfig:
+        """Defaults, then ``scenario``'s ``benchmark:`` keys and seed (may be ``None``), then overrides."""
+        return resolve.from_scenario(cls, scenario, cls.SCENARIO_KEYS, overrides)
+
     def check(self) -> SweepConfig:
-        """Validate; raises ConfigError naming the option."""
+        """Validate and normalise; raises ConfigError naming the field."""
+        if not isinstance(self.latency_ms, list | tuple):
+            self.latency_ms = [self.latency_ms]
         if not self.latency_ms:
-            raise ConfigError("at least one value is needed", source="--latency-ms", field="")
+            raise resolve.field_error("latency_ms", "", "at least one value is needed")
         for v in self.latency_ms:
-            if v < 0:
-                raise ConfigError("must not be negative", source="--latency-ms", field=f"{v:g}")
+            if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
+                raise resolve.field_error("latency_ms", v, "must be a number >= 0")
         if self.samples_per_latency < 1:
-            raise ConfigError("must be at least 1", source="--samples-per-latency", field=str(self.samples_per_latency))
+            raise resolve.field_error("samples_per_latency", self.samples_per_latency, "must be at least 1")
         if self.warmup < 0:
-            raise ConfigError("must not be negative", source="--warmup", field=str(self.warmup))
+            raise resolve.field_error("warmup", self.warmup, "must not be negative")
         if not self.schedulers:
-            raise ConfigError("at least one scheduler is needed", source="--schedulers", field="")
+            raise resolve.field_error("schedulers", "", "at least one scheduler is needed")
         for s in self.schedulers:
             if not s or any(c not in "abcdefghijklmnopqrstuvwxyz0123456789-." for c in s):
-                raise ConfigError("not a scheduler name (lower-case DNS name)", source="--schedulers", field=s)
+                raise resolve.field_error("schedulers", s, "not a scheduler name (lower-case DNS name)")
+        resolve.check_positive(self, "timeout_s")
         self.latency_ms = sorted(dict.fromkeys(float(v) for v in self.latency_ms))
         self.schedulers = list(dict.fromkeys(self.schedulers))
         return self
@@ -191,37 +211,22 @@ def pod_manifest(name: str, scheduler: str, cfg: SweepConfig, run_label: str) ->
     }
 
 
-def ensure_namespace(core: client.CoreV1Api, name: str) -> None:
+def ensure_namespace(core: RawClient, name: str) -> None:
     """Create namespace ``name`` if missing (and wait while it is terminating)."""
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            ns = core.read_namespace(name)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            try:
-                core.create_namespace({"metadata": {"name": name}})
-                return
-            except ApiException as exc2:
-                if exc2.status != 409:
-                    raise
-                continue
-        if ns.status.phase != "Terminating":
-            return
-        if time.monotonic() > deadline:
-            raise ConfigError("namespace stays Terminating", source="--namespace", field=name)
-        time.sleep(0.5)
+    try:
+        kube.ensure_namespace(core, name, wait_terminating_s=60.0)
+    except TimeoutError:
+        raise ConfigError("namespace stays Terminating", source="namespace", field=name) from None
 
 
 def measure_pod(
-    core: client.CoreV1Api, watcher: PodWatcher, namespace: str, manifest: dict[str, Any], timeout_s: float
+    core: RawClient, watcher: PodWatcher, namespace: str, manifest: dict[str, Any], timeout_s: float
 ) -> PodTimes:
     """Create a pod, wait until Ready, delete it, wait until it is gone; the observed times."""
     name = manifest["metadata"]["name"]
     watcher.submitted(name)
     try:
-        core.create_namespaced_pod(namespace, manifest)
+        core.post(pod_path(namespace), manifest)
     except ApiException as exc:
         watcher.failed(name, f"create: HTTP {exc.status} {exc.reason}")
         return watcher.times(name)
@@ -231,7 +236,7 @@ def measure_pod(
         watcher.failed(name, f"not {stage} within {timeout_s:g} s")
     watcher.delete_requested(name)
     try:
-        core.delete_namespaced_pod(name, namespace)
+        core.delete(pod_path(namespace, name))
     except ApiException as exc:
         if exc.status != 404:
             watcher.failed(name, f"delete: HTTP {exc.status} {exc.reason}")
@@ -239,12 +244,12 @@ def measure_pod(
     if not watcher.wait_for(name, "deleted", timeout_s):
         watcher.failed(name, f"not deleted within {timeout_s:g} s")
         with contextlib.suppress(ApiException):  # do not leave it behind
-            core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+            core.delete(pod_path(namespace, name), {"gracePeriodSeconds": 0})
     return watcher.times(name)
 
 
 def wait_scheduler_ready(
-    core: client.CoreV1Api, watcher: PodWatcher, cfg: SweepConfig, scheduler: str, run_label: str,
+    core: RawClient, watcher: PodWatcher, cfg: SweepConfig, scheduler: str, run_label: str,
     timeout_s: float = 90.0, check: Callable[[], None] | None = None,
 ) -> float:
     """Create a probe pod and wait until ``scheduler`` binds it (it is up); returns the seconds it took.
@@ -254,7 +259,7 @@ def wait_scheduler_ready(
     t0 = time.monotonic()
     name = f"probe-{scheduler}-{run_label}"[:63].rstrip("-.")
     watcher.submitted(name)
-    core.create_namespaced_pod(cfg.namespace, pod_manifest(name, scheduler, cfg, run_label))
+    core.post(pod_path(cfg.namespace), pod_manifest(name, scheduler, cfg, run_label))
     try:
         while not watcher.wait_for(name, "ready", 1.0):
             if check is not None:
@@ -262,16 +267,16 @@ def wait_scheduler_ready(
             if time.monotonic() - t0 > timeout_s:
                 raise ConfigError(
                     f"no pod was bound within {timeout_s:.0f} s: is the scheduler running (and alone)?",
-                    source="--schedulers", field=scheduler,
+                    source="schedulers", field=scheduler,
                 )
     finally:
         with contextlib.suppress(ApiException):
-            core.delete_namespaced_pod(name, cfg.namespace, grace_period_seconds=0)
+            core.delete(pod_path(cfg.namespace, name), {"gracePeriodSeconds": 0})
     return time.monotonic() - t0
 
 
 def run_sweep(
-    api: client.ApiClient,
+    api: Any,
     cfg: SweepConfig,
     set_delay: Callable[[float], None],
     record: Callable[[dict[str, Any]], None],
@@ -288,25 +293,24 @@ def run_sweep(
     ``check()`` may raise while waiting for the schedulers to come up.
     """
     cfg.check()
-    core = client.CoreV1Api(api)
+    core = kube.as_client(api)
     ensure_namespace(core, cfg.namespace)
     cells = plan(cfg)
     progress = progress or Progress(len(cells) * cfg.samples_per_cell, enabled=False)
     rows: list[dict[str, Any]] = []
     selector = f"{BENCH_LABEL}={run_label}"
-    with PodWatcher(api, cfg.namespace, selector) as watcher:
+    with PodWatcher(core, cfg.namespace, selector) as watcher:
         try:
             _sweep(core, watcher, cfg, cells, set_delay, record, run_label, progress, settle_s, check, rows)
         finally:  # an interrupted sweep leaves no pod behind
             with contextlib.suppress(ApiException):
-                core.delete_collection_namespaced_pod(cfg.namespace, label_selector=selector,
-                                                      grace_period_seconds=0)
+                core.delete(pod_path(cfg.namespace), {"gracePeriodSeconds": 0}, query={"labelSelector": selector})
     progress.finish()
     return rows
 
 
 def _sweep(
-    core: client.CoreV1Api, watcher: PodWatcher, cfg: SweepConfig, cells: list[Cell],
+    core: RawClient, watcher: PodWatcher, cfg: SweepConfig, cells: list[Cell],
     set_delay: Callable[[float], None], record: Callable[[dict[str, Any]], None], run_label: str,
     progress: Progress, settle_s: float, check: Callable[[], None] | None, rows: list[dict[str, Any]],
 ) -> None:
@@ -346,7 +350,7 @@ def config_dict(cfg: SweepConfig) -> dict[str, Any]:
 def side_by_side(summary: Sequence[dict[str, Any]], metric: str = "schedulingLatency") -> list[str]:
     """Text table: per delay, each scheduler's p50 [CI] and the ratio to the last scheduler listed."""
     schedulers = sorted({s["scheduler"] for s in summary})
-    base = "default-scheduler" if "default-scheduler" in schedulers else schedulers[-1]
+    base = DEFAULT_SCHEDULER_NAME if DEFAULT_SCHEDULER_NAME in schedulers else schedulers[-1]
     index = {(s["scheduler"], s["latency_ms"]): s for s in summary if s["metric"] == metric}
     delays = sorted({d for _s, d in index})
     head = f"{metric} p50 ms [95% CI]".ljust(28) + "".join(s.rjust(30) for s in schedulers)

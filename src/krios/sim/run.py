@@ -28,11 +28,12 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from krios.config import scenarios
+from krios.config import defaults as D
+from krios.config import resolve, scenarios
 from krios.config.times import iso, parse_duration, parse_time
 from krios.errors import ConfigError
 from krios.orbits import geometry
@@ -48,11 +49,6 @@ from krios.sim.samples import ZoneSamples
 
 log = logging.getLogger(__name__)
 
-#: Start time when neither ``--start`` nor a scenario gives one.
-DEFAULT_START = "2026-01-01T00:00:00Z"
-#: Radius (km) and minimum elevation (deg) of ``--zone`` zones unless overridden.
-DEFAULT_RADIUS_KM = 100.0
-DEFAULT_MIN_ELEVATION_DEG = 25.0
 #: Seconds of pass predictions beyond the end of the run, so that exits after it are known.
 HORIZON_MARGIN_S = 3600.0
 
@@ -66,34 +62,53 @@ class ZoneSpec:
     latency: LatencyModel
 
 
-def zone_spec(name: str, zone: Zone, per_hop_ms: float = 9.0, hop_km: float = 1000.0) -> ZoneSpec:
+def zone_spec(name: str, zone: Zone, per_hop_ms: float = D.PER_HOP_MS, hop_km: float = D.HOP_KM) -> ZoneSpec:
     """A :class:`ZoneSpec` whose latency model's client is anywhere in ``zone``."""
     return ZoneSpec(name, zone, LatencyModel(zone, per_hop_ms=per_hop_ms, hop_km=hop_km))
 
 
 @dataclass(frozen=True)
 class SimConfig:
-    """What to simulate. Times in unix s, durations in s."""
+    """What to simulate. Times in unix s, durations in s; defaults in :mod:`krios.config.defaults`.
+
+    Build it with :meth:`from_scenario`.
+    """
 
     zones: list[ZoneSpec]
     policies: list[PolicySpec]
     start: float
     duration_s: float
-    step_s: float = 1.0
-    seed: int = 0
-    lookahead_s: float = 30.0
-    startup_s: float = 5.0
+    step_s: float = D.SIM_STEP_S
+    seed: int = D.SEED
+    lookahead_s: float = D.LOOKAHEAD_S
+    startup_s: float = D.SIM_STARTUP_S
+
+    #: Config field -> scenario key.
+    SCENARIO_KEYS: ClassVar[dict[str, str]] = {"start": "start", "seed": "seed",
+                                               "lookahead_s": "handover.lookahead_s"}
+
+    @classmethod
+    def from_scenario(cls, scenario: scenarios.Scenario | None, **overrides: Any) -> SimConfig:
+        """Defaults, then ``scenario``'s keys (may be ``None``), then ``overrides`` that are not ``None``.
+
+        ``zones`` and ``policies`` are required overrides; ``start`` may be unix s
+        or ISO 8601, ``duration_s`` seconds or a duration string (``90m``, ``24h``).
+        """
+        base = {"start": D.START if scenario is None else None, "duration_s": D.SIM_DURATION}
+        return resolve.from_scenario(
+            cls, scenario, cls.SCENARIO_KEYS,
+            {**base, **{k: v for k, v in overrides.items() if v is not None}},
+            convert={"start": _as_time, "duration_s": _as_duration},
+        )
 
     def check(self) -> None:
-        """Raise :class:`ConfigError` for values the simulator cannot run with."""
-        for name, value, low in (("--duration", self.duration_s, 1e-9), ("--step-s", self.step_s, 1e-3),
-                                 ("--lookahead-s", self.lookahead_s, 0.0), ("--startup-s", self.startup_s, 0.0)):
-            if not np.isfinite(value) or value < low:
-                raise ConfigError(f"must be a number >= {low:g}", source=name, field=str(value))
+        """Raise :class:`ConfigError` naming the field of a value the simulator cannot run with."""
+        for name, low in (("duration_s", 1e-9), ("step_s", 1e-3), ("lookahead_s", 0.0), ("startup_s", 0.0)):
+            resolve.check_at_least(self, low, name)
         if self.step_s > self.duration_s:
-            raise ConfigError("must not exceed the duration", source="--step-s", field=str(self.step_s))
+            raise resolve.field_error("step_s", self.step_s, "must not exceed the duration")
         if not self.zones:
-            raise ConfigError("no zone to simulate", source="--zone")
+            raise ConfigError("no zone to simulate", source="zones")
 
     @property
     def end(self) -> float:
@@ -229,7 +244,7 @@ def _zone_job(config: SimConfig, spec: ZoneSpec, gmst: np.ndarray) -> ZoneOutcom
 def jobs_for(requested: int, zones: int) -> int:
     """Worker processes for ``zones`` zones: ``requested``, or (0) one per CPU; never more than zones."""
     if requested < 0:
-        raise ConfigError("must be 0 (one per CPU) or more", source="--jobs", field=str(requested))
+        raise ConfigError("must be 0 (one per CPU) or more", source="jobs", field=str(requested))
     return max(1, min(zones, requested or os.cpu_count() or 1))
 
 
@@ -308,7 +323,7 @@ def _scenario_zone(s: scenarios.Scenario, radius_km: float | None, min_elev: flo
                      zone.radius_km if radius_km is None else radius_km,
                      zone.min_elevation_deg if min_elev is None else min_elev)
     lat = s.get("latency", {}) or {}
-    return zone_spec(s.name, zone, float(lat.get("per_hop_ms", 9.0)), float(lat.get("hop_km", 1000.0)))
+    return zone_spec(s.name, zone, float(lat.get("per_hop_ms", D.PER_HOP_MS)), float(lat.get("hop_km", D.HOP_KM)))
 
 
 def _zone(lat: float, lon: float, radius_km: float, min_elev: float) -> Zone:
@@ -335,8 +350,8 @@ def zones_from_args(args: Any) -> tuple[list[ZoneSpec], scenarios.Scenario | Non
     for label in args.zone or []:
         zone = parse_leozone(
             label,
-            radius=DEFAULT_RADIUS_KM if args.radius_km is None else args.radius_km,
-            min_elevation=DEFAULT_MIN_ELEVATION_DEG if args.min_elevation_deg is None else args.min_elevation_deg,
+            radius=D.SIM_ZONE_RADIUS_KM if args.radius_km is None else args.radius_km,
+            min_elevation=D.MIN_ELEVATION_DEG if args.min_elevation_deg is None else args.min_elevation_deg,
             source="--zone", radius_source="--radius-km", elevation_source="--min-elevation-deg",
         )
         out.append(zone_spec(label, zone, latency["per_hop_ms"], latency["hop_km"]))
@@ -376,27 +391,26 @@ def constellation_from_args(args: Any, scenario: scenarios.Scenario | None, star
         return Constellation.from_shell(spec, epoch)
     if scenario is not None:
         return Constellation.from_scenario(scenario)
-    return Constellation.from_shell("starlink-1", epoch)
+    return Constellation.from_shell(D.SHELL, epoch)
 
 
 def config_from_args(args: Any) -> tuple[SimConfig, Constellation]:
     """The :class:`SimConfig` and constellation of a parsed ``krios simulate`` command line."""
     policies = parse_policies(args.policy)
     zones, first = zones_from_args(args)
-    start = parse_time(args.start if args.start else (first["start"] if first else DEFAULT_START), source="--start")
-    handover = first["handover"] if first else scenarios.DEFAULTS["handover"]
-    config = SimConfig(
-        zones=zones,
-        policies=policies,
-        start=start,
-        duration_s=parse_duration(args.duration, source="--duration"),
-        step_s=float(args.step_s),
-        seed=int(args.seed if args.seed is not None else (first["seed"] if first else 0)),
-        lookahead_s=float(args.lookahead_s if args.lookahead_s is not None else handover["lookahead_s"]),
-        startup_s=float(args.startup_s),
+    config = SimConfig.from_scenario(
+        first, zones=zones, policies=policies, start=args.start, duration_s=args.duration,
+        step_s=args.step_s, seed=args.seed, lookahead_s=args.lookahead_s, startup_s=args.startup_s,
     )
-    config.check()
-    return config, constellation_from_args(args, first, start)
+    return config, constellation_from_args(args, first, config.start)
+
+
+def _as_time(value: Any, source: str) -> float:
+    return float(value) if isinstance(value, int | float) else parse_time(value, source=source)
+
+
+def _as_duration(value: Any, source: str) -> float:
+    return float(value) if isinstance(value, int | float) else parse_duration(value, source=source)
 
 
 def write_outputs(folder: Path, result: SimResult) -> list[Path]:
