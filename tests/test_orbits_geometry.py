@@ -13,8 +13,9 @@ from skyfield.framelib import itrs
 from krios.errors import ConfigError
 from krios.orbits import geometry
 from krios.orbits.constellation import Constellation
+from krios.orbits.passes import ZoneTracker
 from krios.orbits.walker import WalkerShell
-from krios.orbits.zones import Zone, ZoneSet, parse_leozone
+from krios.orbits.zones import Zone, parse_leozone
 
 FIXTURES = Path(__file__).parent / "fixtures" / "orbits"
 EPOCH = 1767225600.0  # 2026-01-01T00:00:00Z
@@ -148,25 +149,26 @@ def test_zone_from_scenario():
     assert len(c) == 1584
 
 
-def test_zoneset_agrees_with_the_rule_for_every_satellite():
+def test_engine_agrees_with_the_rule_for_every_satellite():
+    """The in-zone engine (ZoneTracker) against Zone.contains on every satellite's ITRS position."""
     c = Constellation.from_shell(WalkerShell("b", 40, 40, 550.0, 53.0), EPOCH)
     rng = np.random.default_rng(3)
     zones = [Zone(float(rng.uniform(-60, 60)), float(rng.uniform(-180, 180)),
                   float(rng.choice([0.0, 50.0, 300.0])), float(rng.choice([10.0, 25.0, 40.0])))
              for _ in range(30)]
     zones.append(Zone(89.9, 0.0, 100.0))  # never served by a 53 deg shell
-    zs = ZoneSet(c, zones)
+    trackers = [ZoneTracker(c, zone, horizon_s=120.0) for zone in zones]
     times = EPOCH + np.array([0.0, 977.0, 4000.5, 43210.0])
     r, _ = c.itrs(times)
+    np.testing.assert_array_equal(r, c.positions(None, times))  # the one path to ITRS
     total = 0
     for j, t in enumerate(times):
-        got = zs.in_zones(float(t))
-        for k, zone in enumerate(zones):
+        for tracker, zone in zip(trackers, zones, strict=True):
             want = np.flatnonzero(zone.contains(r[:, j]))
-            np.testing.assert_array_equal(got[k], want)
+            np.testing.assert_array_equal(tracker.in_zone(float(t)), want)
             total += len(want)
     assert total > 100
-    assert all(len(zs.in_zones(float(t))[-1]) == 0 for t in times)
+    assert all(len(trackers[-1].in_zone(float(t))) == 0 for t in times)
 
 
 def test_same_zone_sees_other_satellites_six_hours_later(shell1):
@@ -176,9 +178,9 @@ def test_same_zone_sees_other_satellites_six_hours_later(shell1):
     the Earth did not turn; that gives a different answer from the right frame.
     """
     zone = Zone(*SF, radius_km=100)
-    zs = ZoneSet(shell1, [zone])
+    tracker = ZoneTracker(shell1, zone, horizon_s=600.0)
     now, later = EPOCH + 3600.0, EPOCH + 3600.0 + 6 * 3600.0
-    a, b = (set(zs.in_zones(t)[0].tolist()) for t in (now, later))
+    a, b = (set(tracker.in_zone(t).tolist()) for t in (now, later))
     assert a and b and a != b
     assert len(a & b) < min(len(a), len(b))
     r_teme, _ = shell1.teme([now])
@@ -213,3 +215,23 @@ def test_gmst_angle_is_skyfields_bit_for_bit():
     assert np.isnan(geometry.gmst_angle(np.array([math.nan, EPOCH]))[0])
     assert geometry.tai_minus_utc(math.floor(leap / 86400) - 1) == 36.0
     assert geometry.tai_minus_utc(math.floor(leap / 86400)) == 37.0
+
+
+def test_positions_are_the_same_numbers_whichever_path(shell1):
+    """Constellation.positions, the one path from SGP4 to ITRS: one instant (SatrecArray over
+    the satellites asked for, or per satellite for a few), a grid, pairs (per pair or per
+    satellite) all give the same bits, and Constellation.itrs gives them too."""
+    t = EPOCH + np.array([0.0, 10.5, 100.0])
+    grid = shell1.positions(None, t)
+    assert grid.shape == (len(shell1), 3, 3)
+    np.testing.assert_array_equal(grid, shell1.itrs(t)[0])
+    ids = np.array([5, 900, 3, 1583])
+    many = np.arange(0, len(shell1), 7)
+    for k in range(3):
+        np.testing.assert_array_equal(shell1.positions(ids, float(t[k])), grid[ids, k])
+        np.testing.assert_array_equal(shell1.positions(many, float(t[k])), grid[many, k])
+    np.testing.assert_array_equal(shell1.positions(ids[:3], t), grid[ids[:3], [0, 1, 2]])
+    reps = np.repeat(ids, 30)
+    cols = np.tile([0, 1, 2], 40)
+    np.testing.assert_array_equal(shell1.positions(reps, t[cols]), grid[reps, cols])
+    assert shell1.positions([], EPOCH).shape == (0, 3)

@@ -22,6 +22,15 @@ skipped (counted), never bunched. API errors are logged and retried on the
 next tick (the labels are compared with the wanted mapping every tick), so
 the emulator survives an API server restart. Labels are left in place at exit
 so that the scheduler keeps working.
+
+A restarted emulator given the same run id (``--run-id``; ``--resume`` makes it
+an error when there is nothing to resume) *resumes*: emulated time continues
+from the tick after the run's last stored tick (the clock is republished at
+that instant, never rewound to ``start``), the node -> satellite mapping is
+the one the cluster already has (the nodes' ``sat_id`` labels; the last tick's
+rows if the API cannot be read) and the serving node keeps its title, so no
+node is relabelled because of the restart; the store never writes a tick
+``(t_sim, node)`` twice.
 """
 
 from __future__ import annotations
@@ -196,10 +205,12 @@ class Emulator:
     ``store``: a :class:`krios.results.store.ResultsStore` (or ``None``);
     ``run_id`` is used if given, else a run of kind ``emulator`` is started.
     ``log_path``: the JSON Lines tick log (default ``<results>/<run-id>/ticks.jsonl``).
+    When the run (``run_id``) already has ticks the emulator resumes it (module docs);
+    ``resume=True`` requires that (a :class:`ConfigError` otherwise).
     """
 
     def __init__(self, config: EmulatorConfig, api: Any, nodes: Sequence[str], *, store: Any = None,
-                 run_id: str | None = None, log_path: Path | None = None):  # fmt: skip
+                 run_id: str | None = None, log_path: Path | None = None, resume: bool = False):  # fmt: skip
         self.config = config
         self.client = as_client(api)  # a RawClient, or an ApiClient to make one of
         self.nodes = list(nodes)
@@ -216,16 +227,50 @@ class Emulator:
         meta = {"nodes": self.nodes, "start": iso(config.start), "duration_s": config.duration_s,
                 "acceleration": config.acceleration, "tick_s": config.tick_s, "horizon_s": config.horizon_s,
                 "leozone": config.leozone}  # fmt: skip
+        #: First tick index (``t_sim = start + k * tick_s``) and its emulated time; > 0 when resuming.
+        self.first_tick = 0
+        self.resumed_from: float | None = None  # t_sim of the run's last stored tick, when resuming
+        self._last_rows: list[dict[str, Any]] = []
+        self._finish_force = False
+        if resume and run_id is None:
+            raise ConfigError("needs the run id of the emulator run to resume", source="--resume", field="--run-id")
         if store is not None:
             self.run_id = store.start_run("emulator", scenario=config.scenario, seed=config.seed, meta=meta,
                                           run_id=run_id)  # fmt: skip
             default_log = store.results_dir / self.run_id / "ticks.jsonl"
+            last_t, self._last_rows = store.last_tick(self.run_id) if run_id is not None else (None, [])
+            if last_t is not None:
+                self._plan_resume(last_t)
+                # the process that started the run is gone: this one finishes it
+                self._finish_force = store.run(self.run_id).get("kind") == "emulator"
+            elif resume:
+                raise ConfigError("the run has no ticks to resume from", source="--run-id", field=run_id)
         else:
+            if resume:
+                raise ConfigError("needs a results store (the run's ticks)", source="--resume", field="--db")
             self.run_id = run_id or f"emulator-{int(time.time())}"
             default_log = Path("results") / self.run_id / "ticks.jsonl"
         self.log_path = Path(log_path) if log_path else default_log
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log: TextIO = self.log_path.open("a", encoding="utf-8")
+
+    # -- resuming a run --------------------------------------------------------------
+    def _plan_resume(self, last_t: float) -> None:
+        """Continue after the stored tick at ``last_t`` (emulated unix s): next tick, serving node."""
+        cfg = self.config
+        self.resumed_from = last_t
+        self.first_tick = max(0, math.floor((last_t - cfg.start) / cfg.tick_s + 1e-9) + 1)
+        serving = [r["node"] for r in self._last_rows if r.get("serving") and r.get("node") in self.nodes]
+        self.serving = serving[0] if serving else None
+        log.info("resuming run %s after emulated %s (tick %d)", self.run_id, iso(last_t), self.first_tick)
+
+    def _adopt_mapping(self) -> None:
+        """Take the mapping the cluster has: the nodes' ``sat_id`` labels (else the last stored tick)."""
+        if self._observe():
+            self.mapping = {n: int(v) for n, v in self.labels.items() if v is not None and v.isdigit()}
+        if not self.mapping:
+            self.mapping = {r["node"]: int(r["sat_id"]) for r in self._last_rows
+                            if r.get("node") in self.nodes and r.get("sat_id") is not None}  # fmt: skip
 
     # -- reading the cluster ---------------------------------------------------------
     def _observe(self) -> bool:
@@ -360,20 +405,24 @@ class Emulator:
 
     # -- the loop --------------------------------------------------------------------
     def start_clock(self) -> Clock:
-        """Publish ``krios-clock``: emulated ``start`` now, at ``acceleration``."""
+        """Publish ``krios-clock``: emulated ``start`` now (the resumed tick's time when resuming),
+        at ``acceleration``."""
         ensure_namespace(self.client, SYSTEM_NAMESPACE, timeout=REQUEST_TIMEOUT_S)
-        self.clock = Clock.starting(epoch_sim=self.config.start, rate=self.config.acceleration)
+        epoch = self.config.start + self.first_tick * self.config.tick_s
+        self.clock = Clock.starting(epoch_sim=epoch, rate=self.config.acceleration)
         self.clock.publish(self.client)
         return self.clock
 
     def run(self, stop: threading.Event | None = None) -> dict[str, Any]:
-        """Tick from ``start`` to ``start + duration_s`` (emulated); returns the summary."""
+        """Tick from ``start`` (or the resumed tick) to ``start + duration_s`` (emulated); returns the summary."""
         stop = stop or threading.Event()
         cfg = self.config
+        if self.resumed_from is not None and not self.mapping:
+            self._adopt_mapping()
         clock = self.clock or self.start_clock()
         wall_start = time.time()
         n_ticks = math.floor(cfg.duration_s / cfg.tick_s + 1e-9) + 1
-        k = 0
+        k = self.first_tick
         status = "complete"
         try:
             while k < n_ticks:
@@ -399,7 +448,7 @@ class Emulator:
             self._log.close()
             if self.store is not None:
                 self.store.update_meta(self.run_id, emulator=summary)
-                self.store.finish_run(self.run_id, status)
+                self.store.finish_run(self.run_id, status, force=self._finish_force)
         return summary
 
     def summary(self, status: str, wall_s: float) -> dict[str, Any]:
@@ -417,6 +466,8 @@ class Emulator:
             "successor_ok_ticks": st.successor_ok,
             "api_errors": st.api_errors,
             "emulated_s": self.config.duration_s,
+            "resumed_from": iso(self.resumed_from) if self.resumed_from is not None else None,
+            "first_tick": self.first_tick,
             "wall_s": round(wall_s, 3),
             "tick_ms": {
                 "mean": round(statistics.fmean(ms), 3) if ms else None,

@@ -20,7 +20,7 @@ from sgp4.api import WGS72, Satrec, SatrecArray
 from krios.errors import ConfigError
 from krios.orbits import geometry
 from krios.orbits.tle import TLE, load_tles
-from krios.orbits.walker import EARTH_RADIUS_KM, WalkerShell, shell, walker_delta
+from krios.orbits.walker import EARTH_RADIUS_KM, MU_KM3_S2, WalkerShell, shell, walker_delta
 
 #: Slack (km) added around the perigee/apogee radii from the mean elements, for
 #: SGP4's short-period terms (J2 makes a circular orbit's radius wander ~10 km).
@@ -56,6 +56,7 @@ class Constellation:
         self.satrecs = [Satrec.twoline2rv(t.line1, t.line2, WGS72) for t in self.tles]
         self.array = SatrecArray(self.satrecs)
         self._radius_range: tuple[float, float] | None = None
+        self._accel_bound: float | None = None
 
     def __len__(self) -> int:
         return len(self.tles)
@@ -132,6 +133,25 @@ class Constellation:
         perigee_rate = n * np.sqrt(1 + e) / (1 - e) ** 1.5  # vis-viva angular rate at perigee
         return float(np.max(perigee_rate) * 1.02 + EARTH_ROTATION_RAD_S)
 
+    @property
+    def direction_accel_bound(self) -> float:
+        """Upper bound (rad/s^2) on ``|d^2 s / dt^2|`` for the unit vector ``s`` from the
+        Earth's centre to any satellite, in the Earth-fixed frame:
+        ``(w_i + w_E)^2 + 2 w_i v_r / r_min + J2`` (``w_i`` the fastest inertial
+        angular rate, ``w_E`` the Earth's, ``v_r`` the largest radial speed from the
+        mean elements widened by 1 % of the orbital speed, ``J2`` < 1e-8 for the
+        torque of the Earth's oblateness), times 1.5 for SGP4's short-period terms.
+        So ``s . u`` for a fixed unit vector ``u`` bends at most this fast."""
+        if self._accel_bound is None:
+            w_i = self.max_angular_rate - EARTH_ROTATION_RAD_S
+            e = np.array([s.ecco for s in self.satrecs])
+            a = np.array([s.a for s in self.satrecs]) * EARTH_RADIUS_KM
+            rdot = float(np.max(np.sqrt(MU_KM3_S2 / (a * (1 - e * e))) * (e + 0.01)))
+            r_min = self.radius_range_km[0]
+            bound = (w_i + EARTH_ROTATION_RAD_S) ** 2 + 2.0 * w_i * rdot / r_min + 1e-8
+            self._accel_bound = 1.5 * bound
+        return self._accel_bound
+
     def teme(self, times: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """TEME positions (km) and velocities (km/s), each ``(N, T, 3)``, at unix seconds ``times``.
 
@@ -145,12 +165,90 @@ class Constellation:
         return r, v
 
     def itrs(self, times: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-        """Earth-fixed ITRS positions (km) and velocities (km/s), each ``(N, T, 3)``."""
+        """Earth-fixed ITRS positions (km) and velocities (km/s) of every satellite, each
+        ``(N, T, 3)``: the positions are :meth:`positions`'s; the velocities are rotated
+        the same way, less the Earth's rotation (:func:`geometry.velocity_teme_to_itrs`)."""
         times = np.atleast_1d(np.asarray(times, dtype=float))
-        r, v = self.teme(times)
-        return geometry.teme_to_itrs(r, v, times)
+        r_teme, v_teme = self.teme(times)
+        r = geometry.rotate_teme_to_itrs(r_teme, geometry.gmst_angle(times))
+        return r, geometry.velocity_teme_to_itrs(v_teme, r, times)
+
+    def positions(self, sat_ids: ArrayLike | None, times: ArrayLike,
+                  theta: ArrayLike | None = None) -> np.ndarray:
+        """ITRS positions (km) of satellites ``sat_ids`` at unix seconds ``times``.
+
+        The one way positions are computed (everything that needs a satellite's
+        Earth-fixed position goes through here): SGP4 from the ``Satrec`` objects
+        parsed once (UTC Julian date, as skyfield's ``EarthSatellite``), then the
+        TEME->ITRS rotation through GMST 1982 at UT1
+        (:func:`geometry.rotate_teme_to_itrs`, :func:`geometry.gmst_angle`), which is
+        skyfield's ``TEME_to_ITRF`` without polar motion.
+
+        ``sat_ids`` (``None``: every satellite, as a column ``(N, 1)``) and ``times``
+        broadcast together like numpy arrays; the result has their broadcast shape
+        plus ``(3,)``: ``positions(ids, t)`` for one instant, ``positions(ids, ts)``
+        pairwise, ``positions(None, ts)`` for the ``(N, T)`` grid. ``theta``
+        (rad, optional) is :func:`geometry.gmst_angle` of ``times`` if the caller has
+        it. ``nan`` where SGP4 cannot propagate (decayed). The numbers do not depend
+        on the path taken (one instant, a grid, pairs): each is the same SGP4 call
+        and the same rotation.
+        """
+        ids = (np.arange(len(self))[:, None] if sat_ids is None
+               else np.asarray(sat_ids, dtype=np.intp))
+        t = np.asarray(times, dtype=float)
+        shape = np.broadcast_shapes(ids.shape, t.shape)
+        if theta is None:
+            theta = geometry.gmst_angle(float(t) if t.ndim == 0 else t)
+        theta = np.broadcast_to(theta, shape)
+        if ids.size == 0 or t.size == 0 or 0 in shape:
+            return np.empty((*shape, 3))
+        if t.size == 1 and ids.size > 16:  # one instant: one SatrecArray call over the satellites
+            flat = ids.reshape(-1)
+            jd, fr = geometry.jd_utc(t.reshape(1))
+            r = self._array_of(flat).sgp4(jd, fr)
+            r_teme = _nan_errors(r[0][:, 0], r[1][:, 0])
+            return geometry.rotate_teme_to_itrs(
+                np.broadcast_to(r_teme.reshape((*ids.shape, 3)), (*shape, 3)), theta)
+        if ids.ndim == 2 and ids.shape[1] == 1 and t.ndim <= 2 and t.shape[:-1] in ((), (1,)):
+            # a grid: satellites down, times across
+            jd, fr = geometry.jd_utc(t.reshape(-1))
+            err, r, _ = self._array_of(ids[:, 0]).sgp4(jd, fr)
+            return geometry.rotate_teme_to_itrs(_nan_errors(err, r), theta)
+        # pairs: each satellite at its own instants
+        sats, times_b = (np.broadcast_to(a, shape).reshape(-1) for a in (ids, t))
+        jd, fr = geometry.jd_utc(times_b)
+        r_teme = np.empty((len(sats), 3))
+        satrecs = self.satrecs
+        if len(sats) > 8 * len(np.unique(sats)):  # long runs per satellite: sgp4_array each
+            order = np.argsort(sats, kind="stable")
+            cuts = np.flatnonzero(np.diff(sats[order])) + 1
+            for idx in np.split(order, cuts):
+                err, r, _ = satrecs[int(sats[idx[0]])].sgp4_array(jd[idx], fr[idx])
+                r_teme[idx] = _nan_errors(err, r)
+        else:
+            out = [satrecs[s].sgp4(j, f) for s, j, f in zip(sats.tolist(), jd.tolist(), fr.tolist(),
+                                                               strict=True)]
+            r_teme[:] = [o[1] for o in out]
+            bad = [k for k, o in enumerate(out) if o[0]]
+            if bad:
+                r_teme[bad] = np.nan
+        return geometry.rotate_teme_to_itrs(r_teme, theta.reshape(-1)).reshape((*shape, 3))
+
+    def _array_of(self, ids: np.ndarray) -> SatrecArray:
+        """A ``SatrecArray`` over satellites ``ids`` (the whole constellation's when it is all of them)."""
+        if len(ids) == len(self) and (len(ids) == 1 or bool(np.all(np.diff(ids) == 1))) and ids[0] == 0:
+            return self.array
+        return SatrecArray([self.satrecs[i] for i in ids.tolist()])
 
     def subset(self, sat_ids: Sequence[int]) -> Constellation:
         """A constellation of some satellites (their ``sat_id`` becomes their new position)."""
         return Constellation([self.tles[i] for i in sat_ids], self.source)
 
+
+
+def _nan_errors(err: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``r`` with ``nan`` where SGP4's error code ``err`` is not 0 (decayed, bad elements)."""
+    if np.any(err):
+        r = r.copy()
+        r[np.asarray(err) != 0] = np.nan
+    return r

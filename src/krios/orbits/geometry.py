@@ -28,7 +28,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 from skyfield.api import load, wgs84
-from skyfield.sgp4lib import TEME_to_ITRF, theta_GMST1982
+from skyfield.sgp4lib import theta_GMST1982
 from skyfield.timelib import Time, Timescale
 
 DAY_S = 86400.0
@@ -74,6 +74,8 @@ def gmst_angle(t: ArrayLike) -> np.ndarray:
     arr = np.asarray(t, dtype=float)
     if arr.ndim == 0:
         return np.asarray(_gmst_scalar(float(arr)))
+    if arr.size <= _SMALL:  # the scalar path (the same bits) costs less than numpy's set-up
+        return np.array([_gmst_scalar(x) for x in arr.ravel().tolist()]).reshape(arr.shape)
     finite = np.isfinite(arr)
     days, secs = np.divmod(np.where(finite, arr, 0.0), DAY_S)
     uniq, inverse = np.unique(days, return_inverse=True)
@@ -89,6 +91,8 @@ def gmst_angle(t: ArrayLike) -> np.ndarray:
     return np.where(finite, theta, np.nan)
 
 
+#: Arrays up to this size take :func:`gmst_angle`'s scalar path.
+_SMALL = 16
 #: TT - TAI in days, as skyfield adds it.
 _TT_MINUS_TAI_DAYS = 32.184 / DAY_S
 
@@ -143,40 +147,39 @@ def tai_minus_utc(day: float) -> float:
     return float(round((float(st.tai) - (UNIX0_JD + day)) * DAY_S))
 
 
-def teme_to_itrs(
-    r_teme: np.ndarray, v_teme: np.ndarray, t: ArrayLike
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rotate TEME states ``(N, T, 3)`` (km, km/s) at unix times ``t`` ``(T,)`` to ITRS.
-
-    Uses skyfield's :func:`~skyfield.sgp4lib.TEME_to_ITRF` (with UT1 from the
-    builtin timescale), which also removes the Earth's rotation from the velocity.
-    """
-    st = skyfield_time(np.atleast_1d(t))
-    shape = r_teme.shape
-    # TEME_to_ITRF broadcasts one time per column: flatten (N, T) into columns.
-    whole = np.broadcast_to(st.whole, shape[:-1]).ravel()
-    frac = np.broadcast_to(st.ut1_fraction, shape[:-1]).ravel()
-    r = r_teme.reshape(-1, 3).T
-    v = v_teme.reshape(-1, 3).T * DAY_S  # km/day: TEME_to_ITRF's theta_dot is per day
-    r_itrs, v_itrs = TEME_to_ITRF(whole, r, v, 0.0, 0.0, frac)
-    return r_itrs.T.reshape(shape), (v_itrs.T / DAY_S).reshape(shape)
-
-
 def rotate_teme_to_itrs(r_teme: np.ndarray, theta: ArrayLike) -> np.ndarray:
-    """TEME positions ``(P, 3)`` km -> ITRS: ``rot_z(-theta)`` (:func:`rot_z_matrix`) written
-    out, with ``theta`` (rad, :func:`gmst_angle`) one angle or one per row ``(P,)``.
+    """TEME vectors ``(..., 3)`` -> ITRS: ``rot_z(-theta)`` (:func:`rot_z_matrix`) written
+    out, with ``theta`` (rad, :func:`gmst_angle`) broadcast against ``r_teme[..., 0]``.
 
-    Each row's result depends only on that row and its angle, not on how many rows
+    This is the rotation skyfield's ``TEME_to_ITRF`` applies without polar motion.
+    Each vector's result depends only on that vector and its angle, not on how many
     are rotated together, so every path (one satellite, a subset, the whole
-    constellation) gives the same bits.
+    constellation, a grid of times) gives the same bits.
     """
+    r = np.asarray(r_teme, dtype=float)
     c, s = np.cos(theta), np.sin(theta)
-    x, y = r_teme[:, 0], r_teme[:, 1]
-    out = np.empty_like(r_teme)
-    out[:, 0] = c * x + s * y
-    out[:, 1] = -s * x + c * y
-    out[:, 2] = r_teme[:, 2]
+    x, y = r[..., 0], r[..., 1]
+    out = np.empty(np.broadcast_shapes(r.shape, (*np.shape(c), 3)))
+    out[..., 0] = c * x + s * y
+    out[..., 1] = -s * x + c * y
+    out[..., 2] = r[..., 2]
     return out
+
+
+def velocity_teme_to_itrs(v_teme: np.ndarray, r_itrs: np.ndarray, t: ArrayLike) -> np.ndarray:
+    """TEME velocities ``(..., 3)`` km/s -> ITRS km/s at unix times ``t`` (broadcast against
+    ``v_teme[..., 0]``), given the ITRS positions ``r_itrs`` (km) of the same states: the
+    rotation of :func:`rotate_teme_to_itrs` plus the Earth's rotation removed
+    (``v = R v_teme - omega z x r``, ``omega`` the GMST 1982 rate), as skyfield's
+    ``TEME_to_ITRF`` does."""
+    theta = gmst_angle(t)
+    v = rotate_teme_to_itrs(v_teme, theta)
+    st = skyfield_time(np.asarray(t, dtype=float))
+    _, theta_dot = theta_GMST1982(st.whole, st.ut1_fraction)
+    omega = np.asarray(theta_dot, dtype=float) / DAY_S  # rad/s
+    v[..., 0] += omega * r_itrs[..., 1]
+    v[..., 1] -= omega * r_itrs[..., 0]
+    return v
 
 
 def rot_z_matrix(angle: float) -> np.ndarray:

@@ -196,5 +196,5 @@ class LatencyModel:
 
 
 def matrix_document(updated: float, rtt: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
-    """The ``matrix.json`` document of ConfigMap ``krios-latency`` (see ARCHITECTURE.md)."""
+    """The ``matrix.json`` document of ConfigMap ``krios-latency`` (see docs/design/interfaces.md)."""
     return {"updated": float(updated), "unit": "ms", "rtt": {k: dict(v) for k, v in rtt.items()}}

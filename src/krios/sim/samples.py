@@ -2,9 +2,9 @@
 
 The grid is ``start + k * step_s`` for ``k = 0 .. K-1`` (unix s). For each
 pass (``enter <= t < exit``) the satellite's Earth-fixed ITRS position is
-computed at the grid instants inside it, with the orbital engine's SGP4 models
-and TEME->ITRS rotation (:mod:`krios.orbits.geometry`): one ``sgp4_array`` call per
-satellite and one rotation for the whole zone. From these the engine finds
+computed at the grid instants inside it by
+:meth:`krios.orbits.constellation.Constellation.positions` (the one path from SGP4
+to ITRS). From these the engine finds
 when another satellite becomes closer (policies that follow the best
 satellite) and the RTT of whoever serves.
 """
@@ -87,26 +87,12 @@ class ZoneSamples:
     def _propagate(self, constellation: Constellation) -> np.ndarray:
         """ITRS positions (km) of every ``(pair_sat, pair_k)`` sample.
 
-        SGP4 (TEME) per satellite over all its samples, then the rotation about
-        z through GMST that :mod:`krios.orbits.geometry` defines as TEME->ITRS
-        (:func:`~krios.orbits.geometry.rotate_teme_to_itrs`), with the angle looked up per
-        grid instant instead of recomputed per sample.
+        :meth:`Constellation.positions` of the pairs (one ``sgp4_array`` per satellite),
+        with the sidereal angle looked up per grid instant instead of recomputed per sample.
         """
-        total = len(self.pair_sat)
-        r_teme = np.full((total, 3), np.nan)
-        if not total:
-            return r_teme
-        t = self.times[self.pair_k]
-        order = np.argsort(self.pair_sat, kind="stable")
-        sats, first = np.unique(self.pair_sat[order], return_index=True)
-        bounds = [*first.tolist(), total]
-        for i, sat in enumerate(sats.tolist()):
-            idx = order[bounds[i]:bounds[i + 1]]
-            jd, fr = geometry.jd_utc(t[idx])
-            err, r, _v = constellation.satrecs[sat].sgp4_array(jd, fr)
-            r[err != 0] = np.nan
-            r_teme[idx] = r
-        return geometry.rotate_teme_to_itrs(r_teme, self.gmst[self.pair_k])
+        if not len(self.pair_sat):
+            return np.empty((0, 3))
+        return constellation.positions(self.pair_sat, self.times[self.pair_k], self.gmst[self.pair_k])
 
     def _closest_per_step(self) -> tuple[np.ndarray, np.ndarray]:
         """Per grid step: the in-zone satellite closest to the centre (lowest ``sat_id`` on ties)
