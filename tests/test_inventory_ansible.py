@@ -81,9 +81,46 @@ def test_example_inventory_graph_as_documented():
     proc = run("ansible-inventory", "-i", "inventories/cloudlab/krios.yml", "--graph")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == GRAPH
-    doc = (ROOT / "docs" / "readme" / "inventory.md").read_text()
-    assert GRAPH in doc, "docs/readme/inventory.md shows a different --graph"
-    assert (EXAMPLE / "krios.yml").read_text() in doc, "docs/readme/inventory.md shows a different krios.yml"
+    doc = (ROOT / "docs" / "guide" / "inventory.md").read_text()
+    assert GRAPH in doc, "docs/guide/inventory.md shows a different --graph"
+    assert (EXAMPLE / "krios.yml").read_text() in doc, "docs/guide/inventory.md shows a different krios.yml"
+
+
+def test_directory_form_reads_only_krios_yml_and_prints_plain_values():
+    """``-i inventories/cloudlab`` (the folder, as the playbook headers show) skips the node files beside krios.yml.
+
+    ip_mapping.json and manifest.xml are the plugin's data (ansible.cfg
+    ``[inventory] ignore_extensions``); the folder gives the same inventory as
+    the file. On ansible-core 2.19 the plugin's plain values print as plain JSON,
+    not ``{"__ansible_unsafe": ...}`` (only strings that could template are unsafe).
+    """
+    by_dir = run("ansible-inventory", "-i", "inventories/cloudlab", "--list")
+    assert by_dir.returncode == 0, by_dir.stderr
+    assert "Failed to parse" not in by_dir.stderr and "manifest.xml" not in by_dir.stderr, by_dir.stderr
+    by_file = run("ansible-inventory", "-i", "inventories/cloudlab/krios.yml", "--list")
+    assert by_file.returncode == 0, by_file.stderr
+    assert json.loads(by_dir.stdout) == json.loads(by_file.stdout)
+    assert "__ansible_unsafe" not in by_dir.stdout
+    hv = json.loads(by_dir.stdout)["_meta"]["hostvars"][f"node1.{DEMO}"]
+    assert (hv["ansible_host"], hv["krios_role"], hv["krios_node_index"]) == ("192.0.2.11", "control", 1)
+
+
+def test_only_strings_that_could_template_are_marked_unsafe():
+    import importlib.util
+
+    from ansible.template import is_trusted_as_template  # ansible-core 2.19+
+
+    spec = importlib.util.spec_from_file_location("krios_inventory_plugin", ROOT / "plugins/inventory/krios.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    safe = module._safe
+    for text in ("{{ lookup('pipe', 'id') }}", "a{% if x %}b{% endif %}", "x{# c #}"):
+        assert not is_trusted_as_template(safe(text)), text
+    for value in ("192.0.2.11", "sf_4workers", "37.7749_-122.4194"):
+        assert is_trusted_as_template(safe(value)) and safe(value) == value
+    assert [safe(1), safe(None)] == [1, None]
+    nested = safe({"users": ["alice", "{{ evil }}"]})
+    assert is_trusted_as_template(nested["users"][0]) and not is_trusted_as_template(nested["users"][1])
 
 
 def test_manifest_relative_to_source_folder_with_experiment_network(tmp_path):

@@ -89,7 +89,7 @@ def debian_root(tmp_path: Path) -> Path:
     return root
 
 
-def _inventory(tmp_path: Path, root: Path) -> Path:
+def _inventory(tmp_path: Path, root: Path, **hostvars: object) -> Path:
     host = {
         "ansible_host": str(root),
         "ansible_connection": "community.general.chroot",
@@ -98,6 +98,7 @@ def _inventory(tmp_path: Path, root: Path) -> Path:
         "krios_node_index": 1,
         "krios_public_ip": "192.0.2.11",
         "krios_scenario": "sf_4workers",
+        **hostvars,
     }
     return write_inventory(tmp_path / "chroot.yml", {
         "all": {"children": {"k8s_cluster": {"children": {"krios_control": {"hosts": {"node1": host}}}}}}
@@ -147,19 +148,87 @@ def test_prepare_roles_in_debian12_chroot_are_idempotent(tmp_path: Path, debian_
                                                 "${Package} ${db:Status-Status}\n", "docker.io")
     # krios_kubernetes_packages: the kubelet is told the inventory's node IP
     assert 'KUBELET_EXTRA_ARGS="--node-ip=10.10.1.1"' in (etc / "default/kubelet").read_text()
+    # the restart handlers run (flush_handlers) BEFORE the runtime is started
+    out = first.output
+    assert out.index("RUNNING HANDLER [krios_container_runtime : Restart containerd]") < out.index(
+        "TASK [krios_container_runtime : Start the container runtime now]"), first.explain()
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_local_artifacts_in_debian12_chroot(tmp_path: Path, debian_root: Path) -> None:
+    """krios_artifact_source local: binaries and image archives from the controller, checked by SHA256.
+
+    The "binaries" and "archives" are small files (the copy and the checks are
+    what is tested, not kubelet itself); containerd does not run in a chroot, so
+    the import is skipped there (krios_runtime_changes false).
+    """
+    bins = tmp_path / "bin"
+    bins.mkdir()
+    for name in ("kubelet", "kubeadm", "kubectl", "kube-proxy"):
+        (bins / name).write_text(f"#!/bin/sh\necho {name}\n")
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("pause.tar", "kube-proxy.tar"):
+        (images / name).write_bytes(name.encode() * 1000)
+    sums = "".join(f"{_sha256(images / n)}  {n}\n" for n in ("pause.tar", "kube-proxy.tar"))
+    (images / "SHA256SUMS").write_text(sums)
+    inv = _inventory(tmp_path, debian_root)
+    extra = {"krios_artifact_source": "local", "krios_kubernetes_version": "1.20", "krios_cni": "bridge",
+             "krios_cgroup_driver": "cgroupfs", "krios_kubeadm_image_repository": "registry.krios.local",
+             "krios_container_runtime_restrict_oom_score_adj": True,
+             "krios_artifact_bin_dir": str(bins), "krios_artifact_dir": str(images)}
+    # No --skip-tags upstream: source local downloads nothing upstream.
+    first = run_playbook("prepare.yml", [inv], extra)
+    assert first.returncode == 0, first.explain()
+    second = run_playbook("prepare.yml", [inv], extra)
+    assert second.returncode == 0, second.explain()
+    assert second.recap["node1"]["changed"] == 0, second.explain()
+
+    for name in ("kubelet", "kubeadm", "kubectl", "kube-proxy"):
+        copy = debian_root / "usr/local/bin" / name
+        assert _sha256(copy) == _sha256(bins / name) and copy.stat().st_mode & 0o111
+    for name in ("pause.tar", "kube-proxy.tar"):
+        assert _sha256(debian_root / "var/lib/krios/artifacts/images" / name) == _sha256(images / name)
+    etc = debian_root / "etc"
+    assert "ExecStart=/usr/local/bin/kubelet" in (etc / "systemd/system/kubelet.service").read_text()
+    dropin = (etc / "systemd/system/kubelet.service.d/10-kubeadm.conf").read_text()
+    assert "EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env" in dropin
+    assert (etc / "systemd/system/multi-user.target.wants/kubelet.service").is_symlink()
+    assert "ctr -a" in (debian_root / "usr/local/bin/crictl").read_text()
+    assert not (debian_root / "usr/local/go").exists()  # go.dev is upstream: not with source local
+    dump = _chroot(debian_root, "containerd", "--config", "/etc/containerd/config.toml", "config", "dump")
+    assert "SystemdCgroup = false" in dump and "restrict_oom_score_adj = true" in dump
+    assert 'sandbox_image = "registry.krios.local/pause:3.2"' in dump
+    assert 'bin_dir = "/usr/lib/cni"' in dump
+
+    # A corrupted archive on the node fails with one line naming it
+    (debian_root / "var/lib/krios/artifacts/images/pause.tar").write_bytes(b"tampered")
+    (images / "pause.tar").write_bytes(b"other")  # and the controller's copy no longer matches SHA256SUMS
+    bad = run_playbook("prepare.yml", [inv], extra)
+    assert bad.returncode != 0
+    assert "artifacts: node1: pause.tar: SHA256 " in bad.output, bad.explain()
+    assert f"is not the {_sha256(images / 'kube-proxy.tar')}" not in bad.output
 
 
 def test_reset_role_in_debian12_chroot_is_idempotent(tmp_path: Path, debian_root: Path) -> None:
+    # The SSH user's home as on CloudLab: /users/<name>, not /home/<name>.
+    _chroot(debian_root, "useradd", "--create-home", "--home-dir", "/users/alice", "alice")
     leftovers = [debian_root / "etc/cni/net.d/10-calico.conflist",
-                 debian_root / "etc/kubernetes/krios/kubeadm-config.yaml"]
+                 debian_root / "etc/kubernetes/krios/kubeadm-config.yaml",
+                 debian_root / "root/.kube/config",
+                 debian_root / "users/alice/.kube/config"]
     for path in leftovers:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("left over\n")
-    inv = _inventory(tmp_path, debian_root)
+    inv = _inventory(tmp_path, debian_root, ansible_user="alice")
     first = run_playbook("reset.yml", [inv], {"reset_confirmed": True})
     assert first.returncode == 0, first.explain()
     assert first.recap["node1"]["changed"] > 0
     assert not any(p.exists() for p in leftovers)
+    assert (debian_root / "users/alice/.kube").is_dir()  # only the kubeconfig goes, the user's folder stays
     second = run_playbook("reset.yml", [inv], {"reset_confirmed": True})
     assert second.returncode == 0, second.explain()
     assert second.recap["node1"]["changed"] == 0, second.explain()

@@ -85,6 +85,28 @@ BAD = {
         {}, {"krios_emulator_time": "2min"},
         "variables: krios_emulator_time: must be a whole number of seconds > 0, not 2min",
     ),
+    "string_boolean": (
+        {}, {"krios_deploy_wait": "maybe"},
+        "variables: krios_deploy_wait: not a boolean: maybe (use true or false; yes/no, on/off and 1/0 are read "
+        "the same way)",
+    ),
+    "unsupported_cni": (
+        {}, {"krios_cni": "flannel"},
+        "variables: krios_cni: unsupported value flannel (supported: calico, bridge)",
+    ),
+    "unsupported_artifact_source": (
+        {}, {"krios_artifact_source": "mirror"},
+        "variables: krios_artifact_source: unsupported value mirror (supported: upstream, local)",
+    ),
+    "kubernetes_1_20_needs_local_artifacts": (
+        {}, {"krios_kubernetes_version": "1.33", "krios_artifact_source": "local"},
+        "variables: krios_kubernetes_version: unsupported value 1.33 (supported: 1.20)",
+    ),
+    "local_artifacts_without_checksums": (
+        {}, {"krios_artifact_source": "local", "krios_kubernetes_version": "1.20",
+             "krios_artifact_bin_dir": str(REPO / "tests"), "krios_artifact_dir": "/nonexistent/images"},
+        "variables: krios_artifact_bin_dir: " + str(REPO / "tests") + "/kubelet does not exist",
+    ),
     "bad_pod_cidr": (
         {}, {"krios_pod_cidr": "192.168.0.0/33"},
         "variables: krios_pod_cidr: not an IPv4 CIDR: 192.168.0.0/33",
@@ -106,3 +128,33 @@ def test_bad_flag_type_is_rejected_by_the_argument_spec(tmp_path: Path) -> None:
     run = run_playbook("validate.yml", [_inv(tmp_path)], {"krios_reuse_cluster": "maybe"})
     assert run.returncode != 0
     assert "argument 'krios_reuse_cluster' is of type str and we were unable to convert to bool" in run.output
+
+
+def test_string_booleans_from_the_command_line_pass(tmp_path: Path) -> None:
+    """``-e name=false`` gives the string "false": validate accepts it (every use applies ``| bool``)."""
+    run = run_playbook("validate.yml", [_inv(tmp_path)],
+                       options=["-e", "krios_reuse_cluster=false", "-e", "krios_deploy_wait=False",
+                                "-e", "krios_reset_images=no", "-e", "keep_cluster=1"])
+    assert run.returncode == 0, run.explain()
+
+
+def test_local_artifacts_and_bridge_cni_pass(tmp_path: Path) -> None:
+    """The lab's settings: artifacts from the controller (binaries + archives with SHA256SUMS), bridge CNI."""
+    bins = tmp_path / "bin"
+    bins.mkdir()
+    for name in ("kubelet", "kubeadm", "kubectl", "kube-proxy"):
+        (bins / name).write_text("x\n")
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "SHA256SUMS").write_text("")
+    run = run_playbook("validate.yml", [_inv(tmp_path)],
+                       {"krios_artifact_source": "local", "krios_kubernetes_version": "1.20", "krios_cni": "bridge",
+                        "krios_cgroup_driver": "cgroupfs", "krios_artifact_bin_dir": str(bins),
+                        "krios_artifact_dir": str(images)})
+    assert run.returncode == 0, run.explain()
+    (images / "SHA256SUMS").unlink()
+    run = run_playbook("validate.yml", [_inv(tmp_path)],
+                       {"krios_artifact_source": "local", "krios_kubernetes_version": "1.20",
+                        "krios_artifact_bin_dir": str(bins), "krios_artifact_dir": str(images)})
+    assert run.returncode != 0
+    assert f"variables: krios_artifact_dir: {images}/SHA256SUMS does not exist" in run.output, run.explain()

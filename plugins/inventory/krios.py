@@ -135,6 +135,12 @@ import os  # noqa: E402  (imports follow the documentation, as in every Ansible 
 
 from ansible.errors import AnsibleError, AnsibleParserError  # noqa: E402
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable  # noqa: E402
+from ansible.utils.unsafe_proxy import wrap_var  # noqa: E402
+
+try:  # ansible-core 2.19+ (data tagging): plain values must be marked trusted explicitly
+    from ansible.template import trust_as_template
+except ImportError:  # older ansible-core: values are trusted unless wrapped with wrap_var
+    trust_as_template = None
 
 try:
     from krios.config import inventory as krios_inventory
@@ -253,13 +259,37 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             host = node.hostname
             self.inventory.add_host(host, group=krios_inventory.GROUPS[role])
             for key, value in hostvars[host].items():
-                self.inventory.set_variable(host, key, value)
+                self.inventory.set_variable(host, key, _safe(value))
         for host in hostvars:
             variables = self.inventory.get_host(host).get_vars()
             self._set_composite_vars(self.get_option("compose"), variables, host, strict=strict)
             variables = self.inventory.get_host(host).get_vars()
             self._add_host_to_composed_groups(self.get_option("groups"), variables, host, strict=strict)
             self._add_host_to_keyed_groups(self.get_option("keyed_groups"), variables, host, strict=strict)
+
+
+_TEMPLATE_MARKERS = ("{{", "{%", "{#")
+
+
+def _safe(value):
+    """``value`` with every string that could template marked unsafe (never rendered), the rest trusted.
+
+    Node names and addresses come from files a user downloaded (a CloudLab
+    manifest): a ``{{ ... }}`` in them must stay text. On ansible-core 2.19 every
+    string an inventory plugin sets is untrusted unless tagged, and
+    ``ansible-inventory --list`` prints untrusted strings as
+    ``{"__ansible_unsafe": ...}``; so plain strings (which cannot template) are
+    tagged trusted and print plain, and only template-like strings stay unsafe.
+    """
+    if isinstance(value, str):
+        if any(m in value for m in _TEMPLATE_MARKERS):
+            return wrap_var(value)
+        return trust_as_template(value) if trust_as_template is not None else value
+    if isinstance(value, dict):
+        return {k: _safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_safe(v) for v in value]
+    return value
 
 
 def _stamp(node_file, ansible_user):
