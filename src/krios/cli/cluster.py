@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(func=cmd_status)
 
-    down = with_state_dir(verbs.add_parser("down", help="stop every process started by `up`, remove the state"))
+    down = with_state_dir(verbs.add_parser(
+        "down", help="stop every process started by `up`, remove the state (only a folder `up` marked)"))
     down.set_defaults(func=cmd_down)
 
     kcfg = with_state_dir(verbs.add_parser("kubeconfig", help="print the kubeconfig path"))
@@ -150,8 +151,9 @@ def cmd_down(args: argparse.Namespace) -> int:
         print(f"no cluster in {cluster.state_dir}")
         return 0
     stopped = cluster.down()
-    print(f"stopped {', '.join(stopped) if stopped else 'nothing (no process was running)'}; "
-          f"removed {cluster.state_dir}")
+    what = f"removed {cluster.state_dir}" if not cluster.state_dir.exists() else (
+        f"removed the cluster's files from {cluster.state_dir} (kept: it holds files the cluster did not make)")
+    print(f"stopped {', '.join(stopped) if stopped else 'nothing (no process was running)'}; {what}")
     return 0
 
 

@@ -94,7 +94,11 @@ def _register_emulator(sub: argparse._SubParsersAction) -> None:
     nodes.add_argument("--nodes", help="comma-separated node names (default: the first `workers` workers)")
     nodes.add_argument("--node-selector", help="label selector choosing the nodes")
     p.add_argument("--log", help="JSON Lines tick log (default: results/<run-id>/ticks.jsonl)")
-    p.add_argument("--run-id", help="results run id (default: generated)")
+    p.add_argument("--run-id", help="results run id (default: generated); an emulator run that already has "
+                                     "ticks is resumed from its last tick")
+    p.add_argument("--resume", action="store_true",
+                   help="resume the --run-id run after its last tick (error if it has none): emulated time "
+                        "continues, the nodes keep their sat_id labels")
     p.add_argument("--db", help="results database (default: $KRIOS_RESULTS_DB or results/krios.sqlite)")
     _add_cluster_opts(p)
     p.set_defaults(func=_cmd_emulator)
@@ -103,7 +107,12 @@ def _register_emulator(sub: argparse._SubParsersAction) -> None:
 def _cmd_emulator(args: argparse.Namespace) -> int:
     from krios.config import scenarios
     from krios.emulation.emulator import Emulator, EmulatorConfig, select_nodes
+    from krios.results.store import check_run_id
 
+    if args.run_id is not None:
+        check_run_id(args.run_id)
+    if args.resume and args.run_id is None:
+        raise ConfigError("needs the run id of the emulator run to resume", source="--resume", field="--run-id")
     scenario = scenarios.load(args.scenario)
     config = EmulatorConfig.from_scenario(
         scenario, duration_s=args.duration_s, start=args.start, seed=args.seed,
@@ -117,9 +126,10 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     stop = threading.Event()
     _stop_on_signals(stop)
     emu = Emulator(config, core, node_list, store=store, run_id=args.run_id,
-                   log_path=Path(args.log) if args.log else None)  # fmt: skip
+                   log_path=Path(args.log) if args.log else None, resume=args.resume)  # fmt: skip
+    resumed = f", resuming after tick {emu.first_tick - 1}" if emu.resumed_from is not None else ""
     print(f"emulator run {emu.run_id}: {len(node_list)} nodes, {config.duration_s:g} emulated s "
-          f"at {config.acceleration:g}x, log {emu.log_path}", file=sys.stderr)  # fmt: skip
+          f"at {config.acceleration:g}x, log {emu.log_path}{resumed}", file=sys.stderr)  # fmt: skip
     summary = emu.run(stop)
     print(json.dumps(summary, indent=2, sort_keys=True))
     return 0 if summary["status"] == "complete" else 1
@@ -166,7 +176,10 @@ def _cmd_client(args: argparse.Namespace) -> int:
     from krios.config import scenarios
     from krios.emulation.appview import ClusterView
     from krios.emulation.workload import Client, ClientConfig, RecordSink, serving_target, static_target
+    from krios.results.store import check_run_id
 
+    if args.run_id is not None:
+        check_run_id(args.run_id)
     if args.netem:
         from krios.emulation import netem
 

@@ -39,6 +39,7 @@ FIELD_FLAGS: dict[str, tuple[str, ...]] = {
     "mode": ("--mode",),
     "ready_timeout_s": ("--ready-timeout-s",),
     "min_elevation_deg": ("--min-elevation-deg",),
+    "default_radius_km": ("--default-radius-km",),
     "scheduler_name": ("--scheduler-name",),
     "parallelism": ("--parallelism",),
     "qps": ("--kube-api-qps", "--qps"),

@@ -43,8 +43,9 @@ def _register_runs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="JSON Lines instead of a table")
     p.set_defaults(func=_runs_list)
     actions = p.add_subparsers(dest="action", metavar="ACTION")
+    # default=SUPPRESS: `krios runs --db X start` keeps X (a sub-command's default would overwrite it)
     s = actions.add_parser("start", help="create a run; print its id")
-    s.add_argument("--db", help=DB_HELP)
+    s.add_argument("--db", help=DB_HELP, default=argparse.SUPPRESS)
     s.add_argument("--kind", default="experiment")
     s.add_argument("--scenario")
     s.add_argument("--seed", type=int)
@@ -52,7 +53,7 @@ def _register_runs(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_runs_start)
     f = actions.add_parser("finish", help="set a run's status")
     f.add_argument("run_id")
-    f.add_argument("--db", help=DB_HELP)
+    f.add_argument("--db", help=DB_HELP, default=argparse.SUPPRESS)
     f.add_argument("--status", default="complete", choices=("complete", "failed", "incomplete"))
     f.set_defaults(func=_runs_finish)
 
@@ -91,6 +92,9 @@ def _runs_start(args: argparse.Namespace) -> int:
 
 
 def _runs_finish(args: argparse.Namespace) -> int:
+    from krios.results.store import check_run_id
+
+    check_run_id(args.run_id, source="run id")
     st = _store(args.db)
     run = st.run(args.run_id)
     st.finish_run(run["id"], args.status, force=True)
@@ -113,7 +117,9 @@ def _register_report(sub: argparse._SubParsersAction) -> None:
 
 def _report(args: argparse.Namespace) -> int:
     from krios.results.report import generate
+    from krios.results.store import check_run_id
 
+    check_run_id(args.run_id, source="run id")
     st = _store(args.db)
     path = generate(st, args.run_id, args.out)
     print(path)
@@ -291,7 +297,10 @@ def _bench_latency(args: argparse.Namespace) -> int:
     from krios.measure.sweep import Progress, config_dict, plan, run_sweep, side_by_side
     from krios.results import stats
     from krios.results.report import generate
+    from krios.results.store import check_run_id
 
+    if args.run_id is not None:
+        check_run_id(args.run_id)
     cfg, scenario = _sweep_config(args)
     kubeconfig = _kubeconfig_path(args)
     api = load_client(str(kubeconfig))

@@ -155,7 +155,7 @@ class Roles:
                 "krios_public_ip": node.public_ip,
                 "krios_experiment_ip": node.experiment_ip,
                 "krios_node_ip": node.node_ip(self.node_network),
-                "krios_scenario": self.scenario.name,
+                "krios_scenario": scenarios.reference(self.scenario),
                 "krios_leozone": self.scenario.leozone,
             })
             if role == "worker":
@@ -266,6 +266,12 @@ def parse_ip_mapping_text(text: str, *, source: str) -> list[Node]:
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"invalid JSON: {exc.msg}", source=source, field=f"line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:  # e.g. [[[[...]]]] thousands deep: the parser's recursion limit
+        first = re.search(r'"((?:[^"\\]|\\.)*)"\s*:', text)
+        raise ConfigError(
+            "nested too deeply: must be a flat JSON object mapping hostnames to IPv4 addresses",
+            source=source, field=first.group(1)[:80] if first else None,
         ) from None
     if not isinstance(data, dict):
         raise ConfigError("must be a JSON object mapping hostnames to IPv4 addresses", source=source)

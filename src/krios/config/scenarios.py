@@ -11,6 +11,7 @@ the repository's ``scenarios/`` folder.
 from __future__ import annotations
 
 import copy
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,39 @@ DEFAULTS: dict[str, Any] = {
 }
 #: Zone keys a scenario may leave out.
 ZONE_DEFAULTS: dict[str, Any] = {"radius_km": D.ZONE_RADIUS_KM, "min_elevation_deg": D.MIN_ELEVATION_DEG}
+#: Keys (dotted) whose value must be a whole number; other numeric keys take any number.
+INTEGER_KEYS = frozenset({"seed", "benchmark.samples_per_latency", "benchmark.warmup_samples"})
+#: Keys (dotted) that take a time: an ISO 8601 string, ``now`` or unix seconds.
+TIME_KEYS = frozenset({"start", "constellation.epoch"})
+
+
+def _check_types(raw: dict[str, Any], defaults: dict[str, Any], path: Path, prefix: str = "") -> None:
+    """Raise :class:`ConfigError` naming file and key for a value whose type does not fit the
+    default's (``handover: oops``, ``seed: abc``, ``tick_s: [1]``); unknown keys are not checked."""
+    for key, default in defaults.items():
+        if key not in raw:
+            continue
+        value, dotted = raw[key], f"{prefix}{key}"
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if isinstance(default, dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"must be a mapping (keys: {', '.join(default)})", source=str(path), field=dotted)
+            _check_types(value, default, path, prefix=f"{dotted}.")
+        elif dotted in TIME_KEYS:
+            if not (isinstance(value, str) or number):
+                raise ConfigError("must be an ISO 8601 time, 'now' or unix seconds", source=str(path), field=dotted)
+        elif isinstance(default, str):
+            if not isinstance(value, str):
+                raise ConfigError("must be a string", source=str(path), field=dotted)
+        elif isinstance(default, list | tuple):
+            items = value if isinstance(value, list) else [value]
+            if not items or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in items):
+                raise ConfigError("must be a number or a list of numbers", source=str(path), field=dotted)
+        elif dotted in INTEGER_KEYS:
+            if not (number and float(value).is_integer()):
+                raise ConfigError("must be an integer", source=str(path), field=dotted)
+        elif isinstance(default, int | float) and not (number and math.isfinite(value)):
+            raise ConfigError("must be a number", source=str(path), field=dotted)
 
 
 @dataclass(frozen=True)
@@ -146,6 +180,7 @@ def load(name_or_path: str | os.PathLike[str]) -> Scenario:
         raise ConfigError(f"must equal the file name {path.stem!r}", source=str(path), field="name")
     if raw["workers"] < 1:
         raise ConfigError("must be at least 1", source=str(path), field="workers")
+    _check_types(raw, {**DEFAULTS, "zone": ZONE_DEFAULTS}, path)
     zone = raw["zone"]
     for key in ("lat", "lon"):
         if not isinstance(zone.get(key), int | float) or isinstance(zone.get(key), bool):
@@ -158,3 +193,18 @@ def load(name_or_path: str | os.PathLike[str]) -> Scenario:
     for key, value in ZONE_DEFAULTS.items():
         data["zone"].setdefault(key, value)
     return Scenario(name=raw["name"], path=path, data=data)
+
+
+def reference(scenario: Scenario) -> str:
+    """How to name ``scenario`` so that :func:`load` finds this very file again.
+
+    Its name when the search path resolves that name to the same file (the
+    scenarios shipped in ``scenarios/``), else the file's absolute path (e.g. the
+    ``lab_<N>workers.yml`` that ``krios lab up`` writes beside its inventory).
+    """
+    try:
+        if load(scenario.name).path.resolve() == scenario.path.resolve():
+            return scenario.name
+    except ConfigError:
+        pass
+    return str(scenario.path.resolve())

@@ -248,7 +248,9 @@ class Emulator:
         else:
             if resume:
                 raise ConfigError("needs a results store (the run's ticks)", source="--resume", field="--db")
-            self.run_id = run_id or f"emulator-{int(time.time())}"
+            from krios.results.store import check_run_id
+
+            self.run_id = check_run_id(run_id) if run_id is not None else f"emulator-{int(time.time())}"
             default_log = Path("results") / self.run_id / "ticks.jsonl"
         self.log_path = Path(log_path) if log_path else default_log
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import shutil
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -29,9 +28,12 @@ from krios.localcluster.state import (
     LOG_DIR,
     ClusterState,
     ProcessRecord,
+    check_owned,
+    claim,
     default_state_dir,
     load_state,
     locked,
+    remove_owned,
     save_state,
 )
 
@@ -154,10 +156,13 @@ class LocalCluster:
         """Start everything and wait until the apiserver is ready and every node is Ready.
 
         Raises :class:`ClusterError` if a cluster already runs in the state
-        folder (no twin is started) or if a component fails to start (then
-        everything started so far is stopped; the logs stay in ``logs/``).
+        folder (no twin is started), if the folder is not empty and holds no
+        cluster marker (nothing of the user's is touched), or if a component
+        fails to start (then everything started so far is stopped; the logs
+        stay in ``logs/``).
         """
         t0 = time.monotonic()
+        claim(self.state_dir)
         with locked(self.state_dir):
             old = load_state(self.state_dir)
             if old is not None:
@@ -194,14 +199,8 @@ class LocalCluster:
         return self
 
     def _wipe(self, keep: tuple[str, ...] = ()) -> None:
-        """Remove everything from the state folder except the folder itself and ``keep``."""
-        for entry in self.state_dir.iterdir():
-            if entry.name in keep:
-                continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+        """Remove what a cluster made in the state folder (not the marker), except ``keep``."""
+        remove_owned(self.state_dir, keep)
 
     def _prepare(self, bin_dir: Path) -> ClusterState:
         d = self.state_dir
@@ -337,16 +336,20 @@ class LocalCluster:
 
     # ------------------------------------------------------------------ down
     def down(self) -> list[str]:
-        """Stop every process the state records (TERM, then KILL), remove the state folder.
+        """Stop every process the state records (TERM, then KILL), remove what the cluster made.
 
-        Returns the names of the processes that were still running.
+        Returns the names of the processes that were still running. Raises
+        :class:`ClusterError` naming the folder, and removes nothing, when it
+        holds no cluster marker. The folder itself goes only if ``up`` created
+        it and nothing else is left in it.
         """
         if not self.state_dir.exists():
             return []
+        check_owned(self.state_dir)
         with locked(self.state_dir):
             state = load_state(self.state_dir)
             stopped = self._stop_all(state) if state is not None else []
-            shutil.rmtree(self.state_dir, ignore_errors=True)
+            remove_owned(self.state_dir, folder=True)
         return stopped
 
     def _stop_all(self, state: ClusterState) -> list[str]:

@@ -4,8 +4,11 @@ A TLE file holds one satellite per record, either in the 3-line form Celestrak
 publishes (a name line, then lines 1 and 2) or in the bare 2-line form. Every
 data line is checked before SGP4 sees it: length, line number, the modulo-10
 checksum in column 69, matching catalog numbers on lines 1 and 2, and numeric
-fields that parse. A bad line raises :class:`~krios.errors.ConfigError` naming
-the file and ``line N (<satellite name>)``.
+fields that parse. Then the orbit: an eccentricity below
+:data:`MAX_ECCENTRICITY` (a LEO model; 0.9999999 would make the pass finder
+allocate terabytes), a positive mean motion, elements SGP4 accepts at their
+epoch, and a perigee above the Earth's surface. A bad record raises
+:class:`~krios.errors.ConfigError` naming the file and ``line N (<satellite name>)``.
 
 A satellite's ``sat_id`` is its 0-based position in the file.
 """
@@ -17,7 +20,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sgp4.api import SGP4_ERRORS, WGS72, Satrec
+
 from krios.errors import ConfigError
+
+#: Largest eccentricity accepted (exclusive): LEO shells are near-circular (Starlink < 0.001); at
+#: 0.25 a 550 km orbit's perigee is already far below the surface.
+MAX_ECCENTRICITY = 0.25
 
 #: Columns (0-based slices) of the numeric fields checked on each line.
 _LINE1_FIELDS = {"epoch": slice(18, 32)}
@@ -86,6 +95,25 @@ def _check_line(line: str, number: int, lineno: int, name: str, source: str) -> 
                               field=field) from None
 
 
+def _check_orbit(line1: str, line2: str, lineno: int, name: str, source: str) -> None:
+    """Raise :class:`ConfigError` for elements krios's LEO model cannot propagate sensibly."""
+    field = f"line {lineno} ({name})"
+    ecc = float("0." + line2[26:33].strip())
+    if ecc >= MAX_ECCENTRICITY:
+        raise ConfigError(f"eccentricity 0.{line2[26:33].strip()} is not a LEO orbit krios can propagate "
+                          f"(must be below {MAX_ECCENTRICITY:g})", source=source, field=field)
+    if float(line2[52:63]) <= 0:
+        raise ConfigError(f"the mean motion {line2[52:63].strip()!r} must be positive (revolutions per day)",
+                          source=source, field=field)
+    sat = Satrec.twoline2rv(line1, line2, WGS72)
+    if sat.error:
+        raise ConfigError(f"SGP4 cannot propagate these elements: {SGP4_ERRORS.get(sat.error, sat.error)}",
+                          source=source, field=field)
+    if sat.altp <= 0:  # perigee altitude, Earth radii
+        raise ConfigError(f"the perigee is {-sat.altp * sat.radiusearthkm:.0f} km below the Earth's surface",
+                          source=source, field=field)
+
+
 def parse_tles(text: str, source: str = "<tles>") -> list[TLE]:
     """Element sets from the text of a 3-line or 2-line TLE file, in file order.
 
@@ -123,6 +151,7 @@ def parse_tles(text: str, source: str = "<tles>") -> list[TLE]:
             raise ConfigError(
                 f"catalog number {l2[2:7].strip()!r} differs from line 1's {l1[2:7].strip()!r}",
                 source=source, field=f"line {l2_no} ({label})")
+        _check_orbit(l1, l2, l2_no, label, source)
         tles.append(TLE(name or f"NORAD {l1[2:7].strip()}", l1, l2))
     return tles
 

@@ -16,6 +16,7 @@ everything after the fact.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -194,6 +195,32 @@ def _drift_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     ]
 
 
+def served_share(ticks: list[dict]) -> dict[str, Any]:
+    """What the ``ticks`` rows say about service: one tick is the rows one emulator tick wrote.
+
+    A tick (rows sharing ``t_sim`` and ``t_wall``, unix s) is served when one of its rows has
+    ``serving`` and ``in_zone``. Nothing is deduplicated by ``t_sim``: an instant ticked twice
+    counts twice (``repeated``), so a rewound emulator cannot hide an unserved tick behind a served
+    one. ``missing``: ticks absent between the first and last ``t_sim``, at the run's smallest
+    tick spacing. Returns ``{"ticks", "served", "share", "repeated", "missing"}``.
+    """
+    by_tick: dict[tuple[float, float], bool] = {}
+    for t in ticks:
+        if t.get("t_sim") is None:
+            continue
+        key = (float(t["t_sim"]), float(t.get("t_wall") or 0.0))
+        by_tick[key] = by_tick.get(key, False) or bool(t.get("serving") and t.get("in_zone"))
+    instants = sorted({k[0] for k in by_tick})
+    steps = [b - a for a, b in itertools.pairwise(instants) if b - a > 1e-6]
+    missing = 0
+    if steps:
+        tick_s = min(steps)
+        missing = max(0, round((instants[-1] - instants[0]) / tick_s) + 1 - len(instants))
+    served = sum(by_tick.values())
+    return {"ticks": len(by_tick), "served": served, "share": served / len(by_tick) if by_tick else 0.0,
+            "repeated": len(by_tick) - len(instants), "missing": missing}
+
+
 def _emulation_section(
     ticks: list[dict], requests: list[dict], handovers: list[dict], figure: Path | None
 ) -> list[str]:
@@ -204,14 +231,20 @@ def _emulation_section(
         span_sim = max(ts) - min(ts) if ts else 0.0
         span_wall = max(tw) - min(tw) if tw else 0.0
         nodes = sorted({t.get("node") for t in ticks if t.get("node")})
-        served = {int(t["t_sim"]) for t in ticks if t.get("serving") and t.get("in_zone")}
-        all_t = {int(t["t_sim"]) for t in ticks}
+        share = served_share(ticks)
         lines += [
             f"- emulated {_duration(span_sim)} in {_duration(span_wall)} of wall time "
             f"({span_sim / span_wall:.0f}× acceleration)" if span_wall > 0 else f"- emulated {_duration(span_sim)}",
             f"- {len(nodes)} nodes, {len({t.get('sat_id') for t in ticks})} satellites mapped over the run",
-            f"- zone served by an in-zone satellite at {100.0 * len(served) / max(len(all_t), 1):.1f}% of ticks",
+            f"- zone served by an in-zone satellite at {100.0 * share['share']:.1f}% of ticks "
+            f"({share['served']} of {share['ticks']})",
         ]
+        if share["repeated"]:
+            lines.append(f"- {share['repeated']} emulated instants were ticked more than once "
+                         "(an emulator restarted without resuming); each tick counts")
+        if share["missing"]:
+            lines.append(f"- {share['missing']} ticks missing between the first and the last "
+                         "(skipped or the emulator was down); not counted as served")
     if handovers:
         modes: dict[str, int] = {}
         for h in handovers:

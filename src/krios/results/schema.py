@@ -94,8 +94,17 @@ TABLES: dict[str, dict[str, str]] = {
 #: Columns stored as JSON text and decoded on reading.
 JSON_COLUMNS: dict[str, tuple[str, ...]] = {"runs": ("meta",), "events": ("data",)}
 
-#: Indexes that make per-run reads cheap.
+#: Per table, the columns that (with ``run_id``) identify a row: the store skips a row whose key is
+#: already there (a restarted emulator never writes a tick twice). A plain index, not a UNIQUE one,
+#: so databases that already hold duplicates still open.
+KEYS: dict[str, tuple[str, ...]] = {"ticks": ("t_sim", "node")}
+
+#: Indexes that make per-run reads (and the key look-ups) cheap.
 INDEXES = {table: f"CREATE INDEX IF NOT EXISTS {table}_run ON {table}(run_id)" for table in TABLES}
+KEY_INDEXES = {
+    table: f"CREATE INDEX IF NOT EXISTS {table}_key ON {table}(run_id, {', '.join(cols)})"
+    for table, cols in KEYS.items()
+}
 
 
 def create_statements() -> list[str]:
@@ -108,6 +117,8 @@ def create_statements() -> list[str]:
             f"CREATE TABLE IF NOT EXISTS {table} (run_id TEXT NOT NULL REFERENCES runs(id), {cols})"
         )
         stmts.append(INDEXES[table])
+        if table in KEY_INDEXES:
+            stmts.append(KEY_INDEXES[table])
     return stmts
 
 

@@ -42,6 +42,11 @@ DEFAULT_DB = Path("results") / "krios.sqlite"
 EXPORT_FORMATS = ("jsonl", "csv")
 
 _RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[A-Za-z0-9_.-]+-[0-9a-f]{4}$")
+#: What any run id (generated or given) must look like: it names ``results/<run-id>/``, so no path
+#: separators, no leading dot (``.``, ``..``, hidden folders), at most 128 characters.
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+#: Slug length in generated run ids (keeps them within :data:`RUN_ID_PATTERN`'s 128 characters).
+_SLUG_MAX = 96
 
 
 def default_path() -> Path:
@@ -53,8 +58,25 @@ def default_path() -> Path:
 def new_run_id(label: str, now: float | None = None) -> str:
     """A run id like ``20261123T064200Z-sf_4workers-ab12`` (UTC start, label, 4 random hex)."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-") or "run"
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-")[:_SLUG_MAX] or "run"
     return f"{stamp}-{slug}-{secrets.token_hex(2)}"
+
+
+def check_run_id(run_id: Any, source: str = "--run-id") -> str:
+    """``run_id`` if it is a valid run id, else a :class:`ConfigError` naming ``source``.
+
+    The one check of every run id that enters krios (CLI options, Ansible
+    module options, the store's API): ``[A-Za-z0-9][A-Za-z0-9._-]{0,127}``,
+    so ``results/<run-id>/`` is always a folder directly inside ``results/``
+    (no ``/``, ``\\``, ``..`` or absolute paths).
+    """
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
+        raise ConfigError(
+            "not a valid run id (1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit; "
+            "no path separators)",
+            source=source, field=repr(run_id) if isinstance(run_id, str) else str(run_id),
+        )
+    return run_id
 
 
 def is_run_id(text: str) -> bool:
@@ -77,22 +99,35 @@ class ResultsStore:
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout_s: float = 30.0):
         self.path = Path(path) if path is not None else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise ConfigError("is a folder, not a results database (SQLite file)", source=str(self.path),
+                              field="database")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create its folder: {exc.strerror}", source=str(self.path),
+                              field="database") from exc
         self.results_dir = self.path.parent
         self._lock = threading.RLock()
         self._created: set[str] = set()  # runs this store started (and so finishes)
         # isolation_level=None: autocommit; each statement outside BEGIN commits itself.
-        self._conn = sqlite3.connect(
-            str(self.path), timeout=timeout_s, isolation_level=None, check_same_thread=False
-        )
-        self._conn.row_factory = sqlite3.Row
-        with self._lock:
-            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            # NORMAL in WAL mode: a process crash loses nothing committed; only an
-            # OS crash may lose the last transactions.
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._migrate()
+        try:
+            self._conn = sqlite3.connect(
+                str(self.path), timeout=timeout_s, isolation_level=None, check_same_thread=False
+            )
+            self._conn.row_factory = sqlite3.Row
+            with self._lock:
+                self._conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                # NORMAL in WAL mode: a process crash loses nothing committed; only an
+                # OS crash may lose the last transactions.
+                self._conn.execute("PRAGMA synchronous = NORMAL")
+                self._migrate()
+        except sqlite3.DatabaseError as exc:  # "file is not a database", a foreign schema, ...
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            raise ConfigError(f"not a krios results database (SQLite: {exc})", source=str(self.path),
+                              field="database") from exc
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -148,6 +183,8 @@ class ResultsStore:
         ``joined`` event with ``kind`` and ``meta``, and :meth:`finish_run` from
         this store leaves the run's status to the process that started it.
         """
+        if run_id is not None:
+            check_run_id(run_id)
         merged: dict[str, Any] = {}
         if collect:
             from krios.results.meta import collect as collect_meta
@@ -185,6 +222,7 @@ class ResultsStore:
         For a run this store joined (see :meth:`start_run`) only a ``finished``
         event is recorded, unless ``force``: the run's owner finishes it.
         """
+        check_run_id(run_id, source="run id")
         if status not in schema.RUN_STATUSES:
             raise ConfigError(f"must be one of {', '.join(schema.RUN_STATUSES)}", source="run status", field=status)
         if run_id not in self._created and not force and self._exists(run_id):
@@ -220,8 +258,30 @@ class ResultsStore:
                 self._conn.execute("ROLLBACK")
                 raise
 
+    def merge_meta(self, run_id: str, key: str, **items: Any) -> None:
+        """Merge ``items`` into the object at ``meta[key]`` (created; a non-object there is replaced), in one
+        transaction, so processes recording their part of one run (``injection`` per phase) never lose another's."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._conn.execute("SELECT meta FROM runs WHERE id = ?", (run_id,)).fetchone()
+                if row is None:
+                    raise ConfigError("no such run", source=str(self.path), field=run_id)
+                meta = json.loads(row["meta"] or "{}")
+                inner = meta.get(key) if isinstance(meta.get(key), dict) else {}
+                meta[key] = {**inner, **items}
+                self._conn.execute(
+                    "UPDATE runs SET meta = ? WHERE id = ?",
+                    (json.dumps(meta, sort_keys=True, default=str), run_id),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
     def run(self, run_id: str) -> dict[str, Any]:
         """One run's row (``meta`` decoded). A unique prefix of the id is accepted."""
+        check_run_id(run_id, source="run id")
         with self._lock:
             rows = self._conn.execute(
                 "SELECT * FROM runs WHERE id = ? OR id LIKE ? ORDER BY id", (run_id, run_id + "%")
@@ -258,9 +318,25 @@ class ResultsStore:
         self.add_many(run_id, table, (row,))
 
     def add_many(self, run_id: str, table: str, rows: Iterable[Mapping[str, Any]]) -> int:
-        """Append rows to ``table`` for ``run_id`` in one transaction; returns how many."""
+        """Append rows to ``table`` for ``run_id`` in one transaction; returns how many were added.
+
+        For a table with a key (:data:`krios.results.schema.KEYS`, e.g. ``ticks``: ``t_sim``,
+        ``node``) a row whose key the run already has is skipped, so a restarted writer never
+        duplicates a sample.
+        """
+        check_run_id(run_id, source="run id")
         cols = _check_table(table)
         rows = list(rows)
+        key = schema.KEYS.get(table, ())
+        if key:
+            seen: set[tuple[Any, ...]] = set()
+            unique = []
+            for r in rows:
+                k = tuple(_encode(r.get(c), False) for c in key)
+                if k not in seen:
+                    seen.add(k)
+                    unique.append(r)
+            rows = unique
         if not rows:
             return 0
         names = sorted({k for r in rows for k in r} - {"run_id"})
@@ -275,15 +351,36 @@ class ResultsStore:
         ]
         quoted = ", ".join(f'"{n}"' for n in ["run_id", *names])
         sql = f"INSERT INTO {table} ({quoted}) VALUES ({', '.join('?' * (len(names) + 1))})"
+        if key:
+            values = [(*v, run_id, *(_encode(r.get(c), False) for c in key)) for v, r in zip(values, rows, strict=True)]
+            match = " AND ".join(f'"{c}" IS ?' for c in key)
+            sql = (f"INSERT INTO {table} ({quoted}) SELECT {', '.join('?' * (len(names) + 1))} "
+                   f"WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE run_id = ? AND {match})")
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
+                before = self._conn.total_changes
                 self._conn.executemany(sql, values)
+                added = self._conn.total_changes - before
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-        return len(values)
+        return added
+
+    def last_tick(self, run_id: str) -> tuple[float | None, list[dict[str, Any]]]:
+        """The run's latest emulated tick: its ``t_sim`` (emulated unix s) and its ``ticks`` rows.
+
+        ``(None, [])`` when the run has no ticks. A restarted emulator resumes from here.
+        """
+        check_run_id(run_id, source="run id")
+        with self._lock:
+            row = self._conn.execute("SELECT MAX(t_sim) FROM ticks WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None or row[0] is None:
+                return None, []
+            rows = self._conn.execute("SELECT * FROM ticks WHERE run_id = ? AND t_sim = ? ORDER BY rowid",
+                                      (run_id, row[0])).fetchall()
+        return float(row[0]), [_decode("ticks", r) for r in rows]
 
     def event(self, run_id: str, kind: str, t: float | None = None, **data: Any) -> None:
         """Shorthand for an ``events`` row (``data`` stored as JSON)."""
@@ -302,8 +399,8 @@ class ResultsStore:
     # -- files ---------------------------------------------------------------
 
     def run_dir(self, run_id: str) -> Path:
-        """``results/<run-id>/`` beside the database (not created)."""
-        return self.results_dir / run_id
+        """``results/<run-id>/`` beside the database (not created); ``run_id`` is checked first."""
+        return self.results_dir / check_run_id(run_id, source="run id")
 
     def export(
         self,
