@@ -130,6 +130,36 @@ def krios_yml(
     )
 
 
+def group_vars() -> str:
+    """``group_vars/all.yml`` beside the lab's ``krios.yml``: what the lab needs that CloudLab does not.
+
+    The offline artifact source at the one Kubernetes version built here
+    (binaries of scripts/build-control-plane.sh, image archives of
+    scripts/build-node-images.sh tagged ``registry.krios.local``), the bridge CNI
+    (Calico's images are not reachable here), and what nodes in containers on
+    cgroup v1 without CAP_SYS_RESOURCE need (docs/guide/lab.md says why each).
+    """
+    return """---
+# Written by krios.lab (krios lab up): settings for the lab's node containers.
+# Ansible reads this file because it sits beside krios.yml (docs/guide/lab.md).
+krios_artifact_source: local                           # binaries + image archives built on this machine
+krios_kubernetes_version: "1.20"                       # what Debian's source package builds
+krios_kubeadm_image_repository: registry.krios.local   # the names the archives are tagged with
+krios_kubeadm_etcd_image_tag: "3.4.23"                 # Debian's etcd in the etcd image
+# crictl: Debian 12 has none (a shim stands in); SystemVerification: no /lib/modules;
+# ImagePull: no CoreDNS image (its phase is skipped).
+krios_kubeadm_ignore_preflight_errors: [FileExisting-crictl, SystemVerification, ImagePull]
+krios_cni: bridge                                      # bridge + host-local per podCIDR, routes between nodes
+krios_pod_cidr: 10.244.0.0/16
+krios_cgroup_driver: cgroupfs                          # nodes in containers on cgroup v1
+krios_kubelet_fail_swap_on: false
+krios_container_runtime_restrict_oom_score_adj: true   # no CAP_SYS_RESOURCE in a node container
+krios_kubeadm_control_plane_kube_proxy_config: {mode: iptables, conntrack: {maxPerCore: 0}}
+krios_kubeadm_control_plane_kubelet_config: {imageGCHighThresholdPercent: 100}
+krios_deploy_app_image: registry.krios.local/krios-app:0.1   # the seed's nginx: not in any registry here
+"""
+
+
 def ssh_config(nodes: Sequence[LabNode], key: Path, known_hosts: Path, user: str = "root") -> str:
     out = ["# Written by krios.lab: ssh -F <this file> node0"]
     for n in nodes:

@@ -236,6 +236,11 @@ def _host_key(node: inputs.LabNode, deadline: float) -> str:
 
 def _write(state: LabState, rel: str, text: str, mode: int = 0o644) -> None:
     path = state.state_dir / rel
+    if path.parent != state.state_dir and not path.parent.exists():
+        path.parent.mkdir(parents=True)
+        folder = str(path.parent)
+        if folder not in state.created_dirs:
+            state.created_dirs.insert(0, folder)  # removed (if empty) before the state folder
     if rel not in state.files:
         state.files.append(rel)
         state.save()
@@ -432,6 +437,9 @@ def _up(state: LabState, planned: list[inputs.LabNode], workers: int, scenario: 
     _write(state, "ip_mapping.json", inputs.ip_mapping(planned))
     _write(state, "manifest.xml", inputs.manifest(planned, state.name))
     _write(state, "ssh_config", inputs.ssh_config(planned, key, state.state_dir / "known_hosts"))
+    # Ansible reads group_vars/ beside an inventory file: the lab's settings reach
+    # every play (implicit localhost included) without -e.
+    _write(state, "group_vars/all.yml", inputs.group_vars())
     _write(
         state,
         "krios.yml",
