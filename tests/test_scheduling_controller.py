@@ -223,6 +223,96 @@ def test_successor_not_ready_in_time_is_replaced_by_another_node(api_client, nam
         client.delete(f"/api/v1/nodes/{ghost}")
 
 
+def test_closest_controller_moves_mid_pass_as_the_simulator_does(api_client, namespace, workers) -> None:
+    """With policy closest the live controller hands over as soon as another satellite is closer -- long
+    before the serving one's exit -- to the satellite krios.control.handover.decide (the simulator's
+    decision) names for that instant."""
+    from krios.control import handover
+
+    o = orbits()
+    found = None
+    for t in range(int(o.t0), int(o.t0) + 1800, 5):
+        for a in o.in_zone_for(float(t), at_least_s=LOOKAHEAD_S + 120):
+            d = handover.decide(o.tracker, float(t), a, {s: "n" for s in map(int, o.tracker.in_zone(float(t)))
+                                                         if s != a}, "closest", "proactive", LOOKAHEAD_S)
+            if d.reason == "better":
+                found = (float(t), a, d.move.sat_id)
+                break
+        if found:
+            break
+    assert found, "no mid-pass closest switch in the first 30 minutes"
+    t_b, a, b = found
+    exit_a = o.tracker.exit_time(a, t_b)
+    client = raw(api_client)
+    set_sat_labels(client, {workers[0]: a, workers[1]: b})
+    ctl = Controller(api_client, o.constellation, policy="closest", lookahead_s=LOOKAHEAD_S, ready_timeout_s=20.0)
+    ctl.start(sync_timeout=30)
+    log = None
+    try:
+        assert ctl.wait_leading(30)
+        clock = publish_clock(client, t_b - 5.0, rate=2.0)  # a few emulated seconds before b is closer
+        wait_for(lambda: ctl.clock.rate == 2.0, 10, "the controller to read the clock")
+        log = ReadyLog(client, namespace)
+        create_pods(client, namespace, [pod_body("web", o.labels, node=workers[0])])
+        final = wait_for(lambda: _final_ready(client, namespace), 40, "one Ready copy after the switch")
+        assert final[0]["spec"]["nodeName"] == workers[1]
+        started = clock.sim_at(float(final[0]["metadata"]["annotations"][STARTED_ANNOTATION]))
+        assert started < exit_a - LOOKAHEAD_S - 30, "not a mid-pass move"
+        # the instant the controller moved, the shared decision says move to b (and not before t_b - 5)
+        live = handover.decide(o.tracker, started, a, {b: workers[1]}, "closest", "proactive", LOOKAHEAD_S)
+        assert live.reason == "better" and live.move.sat_id == b
+        notes = [e["note"] for e in events(client, namespace, "HandoverStarted")]
+        assert any(f"closest ranks sat {b} above sat {a}" in n for n in notes), notes
+        assert log.min_ready_after_first() >= 1
+    finally:
+        if log is not None:
+            log.stop()
+        ctl.stop()
+
+
+def test_pod_without_radius_label_is_placed_for_the_scenarios_radius(api_client, namespace, workers) -> None:
+    """The app carries only leozone: the scheduler started with the scenario (zone radius 100 km) places it
+    for the 100 km disk. At the chosen instant satellite x is high enough over the zone's centre (a 0 km
+    zone), and stays longest there, but not over the whole disk; y serves the disk."""
+    from dataclasses import replace
+
+    from krios.control import policies
+    from krios.control.scheduler import Scheduler, SchedulerConfig
+    from krios.orbits.passes import ZoneTracker
+
+    o = orbits()
+    point = ZoneTracker(o.constellation, replace(o.zone, radius_km=0.0), horizon_s=3600.0, start=o.t0)
+    found = None
+    for t in range(int(o.t0), int(o.t0) + 1800, 10):
+        disk = [int(s) for s in o.tracker.in_zone(float(t))]
+        centre = [int(s) for s in point.in_zone(float(t))]
+        only_centre = [s for s in centre if s not in disk]
+        if not (disk and only_centre):
+            continue
+        x, y = only_centre[0], disk[0]
+        best_0km = policies.choose("krios", point.candidates(float(t), sat_ids=[x, y]))
+        if best_0km is not None and best_0km.sat_id == x and point.exit_time(x, float(t)) - t > 60:
+            found = (float(t), x, y)
+            break
+    assert found, "no satellite over the centre but not the disk in the first 30 minutes"
+    t, x, y = found
+    client = raw(api_client)
+    set_sat_labels(client, {workers[0]: x, workers[1]: y})
+    cfg = SchedulerConfig.from_scenario(o.scenario, leader_elect=False)
+    assert cfg.default_radius_km == 100.0
+    sched = Scheduler(api_client, o.constellation, clock=Clock.starting(epoch_sim=t, rate=1.0), **cfg.kwargs())
+    sched.start(sync_timeout=30)
+    try:
+        create_pods(client, namespace, [pod_body("app", {"leozone": o.scenario.leozone})])  # no radius label
+        bound = wait_for(lambda: [p["spec"]["nodeName"] for p in list_pods(client, namespace)
+                                  if p["spec"].get("nodeName")], 20, "the app bound")
+        assert bound == [workers[1]], f"placed for a 0 km zone (sat {x}) instead of the 100 km disk (sat {y})"
+        pod = list_pods(client, namespace)[0]
+        assert sched.zone_of(pod).radius_km == 100.0
+    finally:
+        sched.stop()
+
+
 def _start_controller(kubeconfig: str, *extra: str) -> tuple[subprocess.Popen, list[str]]:
     cmd = [sys.executable, "-m", "krios", "-v", "controller", f"--kubeconfig={kubeconfig}", *extra,
            "--scenario=sf_4workers", f"--lookahead-s={LOOKAHEAD_S:g}", "--ready-timeout-s=30",

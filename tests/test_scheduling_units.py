@@ -181,3 +181,24 @@ def test_successor_pod_keeps_spec_binds_node_and_records_state() -> None:
     assert pod["spec"]["nodeName"] == "old"  # the original is untouched
     assert app_key(body) == "nginx"
     assert failed_nodes(pod) == {"n1": 3}
+
+
+def test_zone_radius_defaults_to_the_scenarios_when_the_pod_has_no_radius_label() -> None:
+    from krios.cli import main
+    from krios.config import scenarios
+    from krios.control.controller import ControllerConfig
+    from krios.control.scheduler import SchedulerConfig
+
+    sc = scenarios.load("sf_4workers")
+    for cls in (SchedulerConfig, ControllerConfig):
+        assert cls.from_scenario(sc).default_radius_km == 100.0  # zone.radius_km
+        assert cls.from_scenario(sc, default_radius_km=20).default_radius_km == 20.0
+        assert cls.from_scenario(None).default_radius_km == 0.0
+    only_zone = {"metadata": {"labels": {"leozone": sc.leozone}}}
+    labelled = {"metadata": {"labels": {"leozone": sc.leozone, "radius": "5"}}}
+    assert pod_zone(only_zone, 25.0).radius_km == 0.0
+    assert pod_zone(only_zone, 25.0, 100.0).radius_km == 100.0
+    assert pod_zone(labelled, 25.0, 100.0).radius_km == 5.0  # the label wins
+    with pytest.raises(ConfigError, match="default_radius_km: -1"):
+        SchedulerConfig.from_scenario(sc, default_radius_km=-1)
+    assert main(["scheduler", "--scenario", "sf_4workers", "--default-radius-km", "-1"]) == 2

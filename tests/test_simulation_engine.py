@@ -115,28 +115,23 @@ def test_two_satellites_proactive_reactive_and_closest(shell):
 
 
 def test_simulator_and_controller_choose_the_same_successor(shell, monkeypatch):
-    """Every successor the simulator starts comes from krios.control.handover.pick_successor / preferred,
-    and equals what the controller's call (all satellites eligible, nodes named) returns for
-    the same tracker, time, serving satellite and exit time."""
+    """Every decision of the simulator is krios.control.handover.decide, and the controller's call of it
+    (nodes named, the serving satellite's node left out of ``eligible`` because the app runs there, the
+    exit time from the tracker) gives the same answer for the same tracker, time and serving satellite:
+    the same successor at each handover -- including ``closest``'s mid-pass moves -- and "keep" between them."""
     start, duration = START, 1800.0
     tracker = ZoneTracker(shell, SF, horizon_s=duration + 3600, start=start)
     passes = tracker.passes(start, start + duration + 3600)
     samples = ZoneSamples(shell, SF, passes, start, start + duration, 1.0)
     calls: list[tuple] = []
-    real_pick, real_pref = handover.pick_successor, handover.preferred
+    real_decide = handover.decide
 
-    def spy_pick(tr, now, current, eligible, policy, rng=None, exit_time=None):
-        best = real_pick(tr, now, current, eligible, policy, rng, exit_time)
-        calls.append(("pick", now, current, policy, exit_time, best))
-        return best
+    def spy(tr, now, current, eligible, policy, mode, lookahead_s, rng=None, exit_time=None):
+        d = real_decide(tr, now, current, eligible, policy, mode, lookahead_s, rng, exit_time)
+        calls.append((now, current, policy, d))
+        return d
 
-    def spy_pref(tr, now, current, eligible, policy, rng=None):
-        best = real_pref(tr, now, current, eligible, policy, rng)
-        calls.append(("pref", now, current, policy, None, best))
-        return best
-
-    monkeypatch.setattr(handover, "pick_successor", spy_pick)
-    monkeypatch.setattr(handover, "preferred", spy_pref)
+    monkeypatch.setattr(handover, "decide", spy)
     everyone = dict.fromkeys(range(len(shell)))
     timelines = {
         name: engine.run(POLICY_SPECS[name], "sf", tracker, samples, everyone, start, start + duration,
@@ -145,18 +140,55 @@ def test_simulator_and_controller_choose_the_same_successor(shell, monkeypatch):
     }
     monkeypatch.undo()
     assert sum(len(t.handovers) for t in timelines.values()) > 30
+    assert any(h.reason == "better" for h in timelines["closest"].handovers)  # closest moves mid-pass
+    assert not any(h.reason == "better" for h in timelines["krios"].handovers)
     nodes = {s: f"krios-worker-{s}" for s in range(len(shell))}  # the controller's eligible map
-    chosen = {(c[1], c[2], c[3]): c for c in calls if c[5] is not None}
+
+    def controller(policy: str, now: float, current: int | None) -> handover.Decision:
+        eligible = {s: n for s, n in nodes.items() if s != current}  # the app's node is busy
+        exit_time = None if current is None else tracker.exit_time(current, now)
+        return handover.decide(tracker, now, current, eligible, policy, "proactive", 30.0, None,
+                               exit_time=exit_time)
+
+    chosen = {(c[0], c[1], c[2]): c[3] for c in calls if c[3].move is not None}
     for policy, tl in timelines.items():
         chooser = POLICY_SPECS[policy].chooser
         for h in tl.handovers:
-            kind, now, current, _policy, exit_time, best = chosen[(h.time, h.from_sat, chooser)]
-            assert best.sat_id == h.to_sat
-            if kind == "pick":
-                direct = real_pick(tracker, now, current, nodes, chooser, None, exit_time)
-            else:
-                direct = real_pref(tracker, now, current, nodes, chooser, None)
-            assert (direct.sat_id, direct.node) == (h.to_sat, f"krios-worker-{h.to_sat}")
+            sim = chosen[(h.time, h.from_sat, chooser)]
+            assert sim.move.sat_id == h.to_sat
+            live = controller(chooser, h.time, h.from_sat)
+            assert (live.move.sat_id, live.move.node) == (h.to_sat, f"krios-worker-{h.to_sat}"), (policy, h)
+            assert live.reason == ("place" if h.from_sat is None else sim.reason)
+        # Between handovers the serving satellite is kept, by the simulator and by the controller alike.
+        switches = [h.time for h in tl.handovers]
+        for t0, t1, sat in tl.service[::3]:
+            for now in np.arange(t0 + 1.0, t1 - 1.0, 20.0):
+                if any(w - 1.0 <= now <= w + 5.0 + 1.0 for w in switches):
+                    continue  # a successor started at w serves from w + startup_s (5 s): the old one until then
+                live = controller(chooser, float(now), sat)
+                if handover.due(float(now), tracker.exit_time(sat, float(now)), "proactive", 30.0):
+                    continue  # a successor is starting up: the sim's next handover is already under way
+                assert live.reason == "keep", (policy, float(now), sat, live)
+
+
+def test_closest_decision_moves_mid_pass_and_krios_keeps(shell):
+    """The one decision function: at an instant another satellite is closer than the serving one, well
+    before its exit, ``closest`` moves (reason ``better``) and ``krios`` keeps; at the handover start
+    time both move (reason ``exit``)."""
+    pair = shell.subset([843, 1365])
+    a, b = sorted(find_passes(pair, SF, START, 600), key=lambda q: q.sat_id)
+    tracker = ZoneTracker(pair, SF, horizon_s=3600, start=START)
+    t = next(float(t) for t in np.arange(max(a.enter, b.enter) + 1.0, a.exit - 31.0, 1.0)
+             if (lambda r: r[1] < r[0])(tracker.look([0, 1], float(t))[2]))
+    eligible = {1: "node-b"}
+    closest = handover.decide(tracker, t, 0, eligible, "closest", "proactive", 30.0)
+    assert closest.reason == "better" and (closest.move.sat_id, closest.move.node) == (1, "node-b")
+    krios = handover.decide(tracker, t, 0, eligible, "krios", "proactive", 30.0)
+    assert krios.reason == "keep" and krios.move is None
+    at_exit = a.exit - 30.0 + 0.5
+    for policy in ("krios", "closest"):
+        d = handover.decide(tracker, at_exit, 0, eligible, policy, "proactive", 30.0)
+        assert d.reason == "exit" and d.move.sat_id == 1
 
 
 def test_zone_policy_figures_do_not_depend_on_worker_processes(shell):

@@ -81,6 +81,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     con.add_argument("--epoch", metavar="ISO", help=f"epoch of the Walker elements (default {D.EPOCH})")
     con.add_argument("--min-elevation-deg", type=float, metavar="DEG",
                      help=f"elevation mask for leozone labels (default: scenario, else {D.MIN_ELEVATION_DEG:g})")
+    con.add_argument("--default-radius-km", type=float, metavar="KM",
+                     help="zone radius of a pod labelled leozone without a radius label "
+                          f"(default: the scenario's zone.radius_km, else {D.ZONE_RADIUS_KM:g})")
     con.add_argument("--horizon-s", type=float, default=D.TRACKER_HORIZON_S, metavar="S",
                      help=f"pass prediction window (default {D.TRACKER_HORIZON_S:g})")
     pol = p.add_argument_group("policy")
@@ -133,7 +136,7 @@ def _config(cls: Any, args: argparse.Namespace, scenario: Any, **more: Any) -> A
     return cls.from_scenario(
         scenario,
         scheduler_name=args.scheduler_name, policy=args.policy, seed=args.seed,
-        min_elevation_deg=args.min_elevation_deg, horizon_s=args.horizon_s,
+        min_elevation_deg=args.min_elevation_deg, default_radius_km=args.default_radius_km, horizon_s=args.horizon_s,
         qps=args.kube_api_qps, burst=args.kube_api_burst, leader_elect=args.leader_elect,
         lease_namespace=args.lease_namespace,
         lease_timing_s=(args.leader_elect_lease_duration, args.leader_elect_renew_deadline,

@@ -7,13 +7,18 @@ owned by a workload controller. Every copy of one app shares the *app key*: its
 
 For each Ready copy ``P`` the controller reads the ``sat_id`` of ``P``'s node
 (following relabels), predicts when that satellite leaves the zone
-(:meth:`krios.orbits.passes.ZoneTracker.exit_time`, emulated time) and, when
-:func:`krios.control.handover.due` says so (``proactive``: ``lookahead_s`` before the
-exit; ``reactive``: after it), makes before it breaks:
+(:meth:`krios.orbits.passes.ZoneTracker.exit_time`, emulated time) and asks
+:func:`krios.control.handover.decide` -- the decision the policy simulator makes
+too -- whether to keep ``P``'s satellite or move, and to which one: a move is due
+``lookahead_s`` before the exit (``proactive``) or after it (``reactive``), and,
+for a policy that follows the best satellite (``closest``), as soon as it ranks
+another in-zone satellite above ``P``'s. To move, it makes before it breaks:
 
-1. picks the successor node with :func:`krios.control.handover.pick_successor` (in the
-   zone now or entering before ``P``'s satellite leaves; ranked by the policy,
-   preferring satellites that stay past ``P``'s exit);
+1. takes the successor node of the decision (at an exit:
+   :func:`krios.control.handover.pick_successor`, in the zone now or entering
+   before ``P``'s satellite leaves, ranked by the policy, preferring
+   satellites that stay past ``P``'s exit; mid-pass:
+   :func:`krios.control.handover.preferred`);
 2. creates ``S``: ``P``'s spec with ``nodeName`` set to that node (the
    controller binds directly, since only it knows the "must outlast ``P``"
    constraint; ``schedulerName`` is kept), labels copied plus
@@ -54,7 +59,7 @@ from krios.config import defaults as D
 from krios.config import resolve
 from krios.control import handover, policies
 from krios.control.daemon import Daemon, DaemonConfig
-from krios.control.placement import node_is_worker, pod_zone
+from krios.control.placement import node_is_worker
 from krios.control.scheduler import DEFAULT_NAME as SCHEDULER_NAME
 from krios.errors import ConfigError
 from krios.kube.client import pod_path, status_of
@@ -303,7 +308,7 @@ class Controller(Daemon):
     # -- steady state: is a handover due? ------------------------------------------------------
     def _zone(self, pod: Obj) -> Any:
         try:
-            return pod_zone(pod, self.min_elevation_deg)
+            return self.zone_of(pod)
         except ConfigError as err:
             self.warn_once(pod, "InvalidLabel", f"cannot hand over: {err}",
                            value=labels(pod).get(LEOZONE_LABEL))
@@ -317,12 +322,24 @@ class Controller(Daemon):
         sat = self.sat_of(node) if node is not None else None
         # a node without a satellite (any more) makes the handover due at once (nan)
         exit_time = math.nan if sat is None else self.trackers.call(zone, lambda t: t.exit_time(sat, now))
-        if not handover.due(now, exit_time, self.mode, self.lookahead_s):
-            start = handover.start_time(exit_time, self.mode, self.lookahead_s)
-            clock = self.clock
-            return clock.wall_at(start) if clock.rate > 0 else math.inf  # a paused clock never gets there
-        self._start(app, pod, zone, sat, exit_time, nodes, now, wall)
+        due = handover.due(now, exit_time, self.mode, self.lookahead_s)
+        follow = handover.follows_best(self.policy)  # closest: may move mid-pass, look every pass
+        if not due and not follow:
+            return self._wall_of(handover.start_time(exit_time, self.mode, self.lookahead_s))
+        eligible = self._eligible(app, pod, nodes)
+        decision = self.trackers.call(zone, lambda t: handover.decide(
+            t, now, sat, eligible, self.policy, self.mode, self.lookahead_s, self._rng,
+            exit_time=None if sat is None else exit_time))
+        if decision.reason == "keep":
+            start = self._wall_of(handover.start_time(exit_time, self.mode, self.lookahead_s))
+            return min(start, wall + self.resync_s)
+        self._start(app, pod, sat, exit_time, decision, now, wall)
         return wall + self.resync_s
+
+    def _wall_of(self, t_sim: float) -> float:
+        """Wall time at which the emulated clock reads ``t_sim`` (``inf`` for a paused clock)."""
+        clock = self.clock
+        return clock.wall_at(t_sim) if clock.rate > 0 else math.inf
 
     def _eligible(self, app: str, pod: Obj, nodes: dict[str, Obj]) -> dict[int, str]:
         failed = failed_nodes(pod)
@@ -339,13 +356,10 @@ class Controller(Daemon):
             out.setdefault(sat, name)
         return out
 
-    def _start(self, app: str, pod: Obj, zone: Any, sat: int | None, exit_time: float,
-               nodes: dict[str, Obj], now: float, wall: float) -> None:
+    def _start(self, app: str, pod: Obj, sat: int | None, exit_time: float, decision: handover.Decision,
+               now: float, wall: float) -> None:
         key = object_key(pod)
-        eligible = self._eligible(app, pod, nodes)
-        best = self.trackers.call(zone, lambda t: handover.pick_successor(
-            t, now, sat, eligible, self.policy, self._rng,
-            exit_time=None if sat is None else exit_time))
+        best = decision.move
         if best is None or best.node is None:
             note = f"no eligible node has a satellite in zone {labels(pod).get(LEOZONE_LABEL)} before sat {sat} leaves"
             if self._noted.get(key) != note:
@@ -368,8 +382,10 @@ class Controller(Daemon):
             return
         self.stats["started"] += 1
         left = "now" if math.isnan(exit_time) else f"in {exit_time - now:.0f} s"
+        why = (f"{self.policy} ranks sat {best.sat_id} above sat {sat} in zone {labels(pod).get(LEOZONE_LABEL)}"
+               if decision.reason == "better" else f"sat {sat} leaves zone {labels(pod).get(LEOZONE_LABEL)} {left}")
         self.events.event(pod, "Normal", "HandoverStarted", "Handover",
-                          f"sat {sat} leaves zone {labels(pod).get(LEOZONE_LABEL)} {left}; starting {name} on "
+                          f"{why}; starting {name} on "
                           f"{best.node} (sat {best.sat_id}, {best.remaining_s:.0f} s in zone)")
         log.info("%s: handover started to %s on %s (sat %s -> %s)", key, name, best.node, sat, best.sat_id)
 

@@ -25,7 +25,7 @@ from kubernetes.client import ApiClient
 from krios.config import defaults as D
 from krios.config import resolve
 from krios.control import policies
-from krios.control.placement import LatencyMatrix, node_sat_id
+from krios.control.placement import LatencyMatrix, node_sat_id, pod_zone
 from krios.errors import ConfigError
 from krios.kube.client import RawClient, configmap_path, node_path
 from krios.kube.clock import Clock
@@ -71,13 +71,16 @@ class DaemonConfig:
 
     Build it with :meth:`from_scenario`; :meth:`kwargs` are the daemon
     constructor's keyword arguments. Times in s, ``qps`` in requests/s,
-    ``min_elevation_deg`` in degrees.
+    ``min_elevation_deg`` in degrees, ``default_radius_km`` (the radius of a
+    pod's zone when it has no ``radius`` label; the scenario's ``zone.radius_km``)
+    in km.
     """
 
     scheduler_name: str = D.SCHEDULER_NAME
     policy: str = D.POLICY
     seed: int = D.SEED
     min_elevation_deg: float = D.MIN_ELEVATION_DEG
+    default_radius_km: float = D.ZONE_RADIUS_KM
     horizon_s: float = D.TRACKER_HORIZON_S
     qps: float = D.KUBE_API_QPS
     burst: int = D.KUBE_API_BURST
@@ -88,6 +91,7 @@ class DaemonConfig:
     #: Config field -> scenario key (:func:`krios.config.resolve.from_scenario`).
     SCENARIO_KEYS: ClassVar[dict[str, str]] = {
         "policy": "policy", "seed": "seed", "min_elevation_deg": "zone.min_elevation_deg",
+        "default_radius_km": "zone.radius_km",
     }
 
     @classmethod
@@ -100,6 +104,9 @@ class DaemonConfig:
         policies.check_policy(self.policy, source="policy")
         if not 0 <= self.min_elevation_deg < 90:
             raise resolve.field_error("min_elevation_deg", self.min_elevation_deg, "must be within [0, 90)")
+        resolve.check_at_least(self, 0.0, "default_radius_km")
+        if self.default_radius_km > 2000.0:  # krios.orbits.zones.Zone's limit
+            raise resolve.field_error("default_radius_km", self.default_radius_km, "must be within [0, 2000] km")
         resolve.check_positive(self, "horizon_s")
         lease, renew, retry = self.lease_timing_s
         if not 0 < retry < renew < lease:
@@ -173,6 +180,10 @@ class Daemon:
         writes); events and leader election get their own, as in client-go.
     min_elevation_deg:
         Elevation mask for zones read from pod labels.
+    default_radius_km:
+        Radius (km) of a pod's zone when the pod has no ``radius`` label: the
+        scenario's ``zone.radius_km``, so that the daemons decide for the zone
+        the emulator, the simulator and the report use.
     leader_elect:
         Campaign for the Lease ``<lease_namespace>/<component>``; without it the
         daemon acts at once (single replica).
@@ -194,6 +205,7 @@ class Daemon:
         qps: float = D.KUBE_API_QPS,
         burst: int = D.KUBE_API_BURST,
         min_elevation_deg: float = D.MIN_ELEVATION_DEG,
+        default_radius_km: float = D.ZONE_RADIUS_KM,
         horizon_s: float = D.TRACKER_HORIZON_S,
         leader_elect: bool = True,
         lease_namespace: str = SYSTEM_NAMESPACE,
@@ -206,6 +218,7 @@ class Daemon:
         self.constellation = constellation
         self.n_sats = len(constellation)
         self.min_elevation_deg = float(min_elevation_deg)
+        self.default_radius_km = float(default_radius_km)
         self.identity = identity or default_identity(self.component)
         # Separate connection pools: each watch holds a connection for minutes,
         # and requests from the worker threads must never queue behind them or
@@ -360,6 +373,13 @@ class Daemon:
                 return
             self._warned[key] = value or note
         self.events.event(obj, "Warning", reason, "Validating", note)
+
+    def zone_of(self, pod: Obj) -> Any:
+        """The pod's zone (:func:`krios.control.placement.pod_zone`) with this daemon's elevation mask and
+        default radius (km, for a pod without a ``radius`` label); ``None`` without ``leozone``.
+
+        Raises :class:`ConfigError` for malformed labels."""
+        return pod_zone(pod, self.min_elevation_deg, self.default_radius_km)
 
     def sat_of(self, node: Obj) -> int | None:
         """The node's ``sat_id``; an invalid one is reported (once) and treated as absent."""

@@ -12,6 +12,11 @@ Modes
     (make before break; the Krios design).
 ``reactive``
     Start the successor only once the serving satellite has left the zone.
+
+Policies that *follow the best* satellite (:data:`FOLLOW_BEST`: ``closest``)
+also move mid-pass, as soon as the policy ranks another satellite in the zone
+above the serving one. :func:`decide` is the one decision -- keep, or move and
+to which satellite -- that the live controller and the simulator both call.
 """
 
 from __future__ import annotations
@@ -29,6 +34,79 @@ if TYPE_CHECKING:  # pragma: no cover
     from krios.orbits.passes import ZoneTracker
 
 MODES = ("proactive", "reactive")
+
+#: Policies that hand over whenever they rank another satellite in the zone first (not only at exits).
+FOLLOW_BEST = frozenset({"closest"})
+
+
+def follows_best(policy: str) -> bool:
+    """Whether ``policy`` moves mid-pass to the satellite it ranks first (``closest``)."""
+    return policy in FOLLOW_BEST
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """What to do with the app at one instant.
+
+    ``move`` is the satellite (and node) to start a successor on, or ``None``
+    to keep the serving one. ``reason``: ``keep``; ``place`` (nothing serves
+    yet: first placement); ``exit`` (the handover away from a leaving
+    satellite is due, :func:`due`); ``better`` (a :data:`FOLLOW_BEST` policy
+    ranks another in-zone satellite first); ``none`` (a move is due but no
+    satellite can take over). ``exit_time``: when the serving satellite
+    leaves the zone (unix s; ``nan`` when it is not in the zone or none serves).
+    """
+
+    move: Candidate | None
+    reason: str
+    exit_time: float = math.nan
+
+
+def decide(
+    tracker: ZoneTracker,
+    now: float,
+    current_sat: int | None,
+    eligible: Mapping[int, str | None],
+    policy: str,
+    mode: str,
+    lookahead_s: float,
+    rng: random.Random | None = None,
+    exit_time: float | None = None,
+) -> Decision:
+    """Keep the serving satellite ``current_sat`` or move, and to which satellite, at ``now``.
+
+    The one handover decision of the controller and the simulator:
+
+    1. nothing serves (``current_sat is None``): place on :func:`pick_successor`'s choice;
+    2. the handover away from ``current_sat`` is :func:`due` (``mode``,
+       ``lookahead_s`` in the tracker's time unit, seconds): move to
+       :func:`pick_successor`'s choice (satellites entering before the exit
+       count; those outlasting the serving one first);
+    3. a :data:`FOLLOW_BEST` policy: move to :func:`preferred`'s choice when it
+       ranks another in-zone satellite above ``current_sat`` (compared among the
+       eligible satellites *and* ``current_sat``, which the caller need not
+       list: the controller leaves the serving node out of ``eligible``);
+    4. else keep.
+
+    ``eligible``: ``sat_id -> node`` of the satellites that may host a
+    successor. ``exit_time``: when ``current_sat`` leaves (default: from the
+    tracker; ``nan``: not in the zone, so a move is due at once).
+    """
+    if current_sat is None:
+        best = pick_successor(tracker, now, None, eligible, policy, rng)
+        return Decision(best, "place" if best is not None else "none")
+    if exit_time is None:
+        exit_time = tracker.exit_time(current_sat, now)
+    if due(now, exit_time, mode, lookahead_s):
+        best = pick_successor(tracker, now, current_sat, eligible, policy, rng, exit_time)
+        return Decision(best, "exit" if best is not None else "none", exit_time)
+    if follows_best(policy):
+        pool: dict[int, str | None] = dict(eligible)
+        pool.setdefault(current_sat, None)
+        best = preferred(tracker, now, current_sat, pool, policy, rng)
+        if best is not None and best.sat_id in eligible:
+            return Decision(best, "better", exit_time)
+    return Decision(None, "keep", exit_time)
 
 
 def check_mode(mode: str, *, source: str = "handover mode") -> str:

@@ -84,10 +84,14 @@ def pod_zone_label(pod: Obj) -> tuple[str, str | None] | None:
     return lab[LEOZONE_LABEL], lab.get(RADIUS_LABEL)
 
 
-def pod_zone(pod: Obj, min_elevation_deg: float) -> Any:
+def pod_zone(pod: Obj, min_elevation_deg: float, default_radius_km: float = 0.0) -> Any:
     """The pod's :class:`krios.orbits.zones.Zone`, or ``None`` without a ``leozone`` label.
 
-    Raises :class:`ConfigError` for a malformed ``leozone`` or ``radius``.
+    The zone's radius is the pod's ``radius`` label (km) or, without one,
+    ``default_radius_km`` (the daemons pass their scenario's ``zone.radius_km``,
+    so an app labelled only ``leozone`` is placed for the zone the emulator and
+    the simulator use). Raises :class:`ConfigError` for a malformed ``leozone``
+    or ``radius``.
     """
     found = pod_zone_label(pod)
     if found is None:
@@ -95,6 +99,8 @@ def pod_zone(pod: Obj, min_elevation_deg: float) -> Any:
     from krios.orbits.zones import parse_leozone
 
     value, radius = found
+    if radius is None or not radius.strip():
+        radius = default_radius_km
     return parse_leozone(value, radius, min_elevation_deg)
 
 

@@ -47,7 +47,6 @@ from krios.control.daemon import Daemon, DaemonConfig
 from krios.control.placement import (
     node_is_worker,
     pod_delays,
-    pod_zone,
     selector_matches,
     summarize,
     tolerates,
@@ -244,7 +243,7 @@ class Scheduler(Daemon):
             self.queue.forget(key)
             return
         try:
-            zone = pod_zone(pod, self.min_elevation_deg)
+            zone = self.zone_of(pod)
             delays = pod_delays(pod)
         except ConfigError as err:
             self.stats["invalid"] += 1

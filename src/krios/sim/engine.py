@@ -1,16 +1,17 @@
 """The event-driven handover engine: one policy in one zone over simulated time.
 
-Decisions go through the code the live controller runs: the handover start
-time from :func:`krios.control.handover.start_time`, the successor from
-:func:`krios.control.handover.pick_successor`, and (for policies that follow the best
-satellite, ``closest``) :func:`krios.control.handover.preferred`. The engine only
-decides *when* to ask: pass exits give exact event times; a better satellite
-can appear at any moment, so for ``follow_best`` policies the sampled ranges
+Every decision -- keep, or move and to which satellite -- is
+:func:`krios.control.handover.decide`, the function the live controller calls
+each time it looks at an app. The engine only decides *when* to ask: the
+handover start time (:func:`krios.control.handover.start_time`) of the serving
+satellite's exit is an exact event time; a better satellite can appear at any
+moment, so for policies that follow the best one
+(:func:`krios.control.handover.follows_best`: ``closest``) the sampled ranges
 (:class:`~krios.sim.samples.ZoneSamples`) are scanned every ``step_s`` for the
-first instant another satellite is closer, and only that instant is put to
-:func:`~krios.control.handover.preferred`.
+first instant another satellite is closer, and that instant is put to
+:func:`~krios.control.handover.decide`.
 
-Timing model (documented in ``docs/readme/simulation.md``):
+Timing model (documented in ``docs/guide/simulation.md``):
 
 - At ``start`` the zone's first choice is already running and ready.
 - A successor starts at the decision time ``d`` and is ready at
@@ -82,7 +83,13 @@ def run(
             ids.append(current)
         return {s: eligible[s] for s in ids}
 
-    first = handover.pick_successor(tracker, start, None, near(start, start, None), spec.chooser, rng)
+    def decide(now: float, current: int | None, horizon: float, exit_time: float | None = None
+               ) -> handover.Decision:
+        return handover.decide(tracker, now, current, near(now, horizon, current), spec.chooser, spec.mode,
+                               lookahead_s, rng, exit_time)
+
+    follow_best = handover.follows_best(spec.chooser)
+    first = decide(start, None, start).move
     cur: int | None = None
     if first is not None and first.enters_in_s <= 0:
         cur = first.sat_id
@@ -101,7 +108,7 @@ def run(
             te = scanner.next_entry(max(t, earliest))
             if math.isnan(te) or te >= end:
                 break
-            succ = handover.pick_successor(tracker, te, None, near(te, te, None), spec.chooser, rng)
+            succ = decide(te, None, te).move
             if succ is None or succ.enters_in_s > 0:
                 earliest = te + scanner.step_s
                 continue
@@ -118,23 +125,19 @@ def run(
         if math.isnan(exit_t):  # not in the zone (should not happen): treat as gone now
             exit_t = t
         d = max(earliest, handover.start_time(exit_t, spec.mode, lookahead_s))
-        reason = "exit"
-        if spec.follow_best:
+        if follow_best:
             tb = scanner.first_closer(cur, earliest, min(d, end, exit_t))
             if not math.isnan(tb):
-                d, reason = tb, "better"
+                d = tb
         if d >= end:
             _stop(tl, inst, exit_t)
             inst = None
             break
-        if reason == "better":
-            succ = handover.preferred(tracker, d, cur, near(d, d, cur), spec.chooser, rng)
-            if succ is None:  # the sampled ranges and the tracker disagree at a tie: look on
-                earliest = d + scanner.step_s
-                continue
-        else:
-            succ = handover.pick_successor(tracker, d, cur, near(d, max(d, exit_t), cur), spec.chooser, rng,
-                                           exit_t)
+        decision = decide(d, cur, max(d, exit_t), exit_t)
+        reason, succ = decision.reason, decision.move
+        if reason == "keep":  # the sampled ranges and the tracker disagree at a tie: look on
+            earliest = d + scanner.step_s
+            continue
         if succ is None:  # nobody to take over before the serving satellite leaves
             _stop(tl, inst, exit_t)
             cur, inst, t, earliest = None, None, exit_t, exit_t
