@@ -100,7 +100,7 @@ def test_image_paths_are_what_the_build_context_holds() -> None:
     assert copied == ["pyproject.toml", "src", "scenarios"]  # README.md is not copied: it is not hashed
 
 
-BLOCKED = ("ansible", "ansible_runner", "matplotlib", "mkdocs", "pytest", "jinja2")
+BLOCKED = ("ansible", "ansible_runner", "matplotlib", "mkdocs", "pytest", "jinja2", "cryptography")
 
 
 def test_daemon_extra_holds_only_what_the_daemons_need() -> None:

@@ -24,8 +24,6 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from krios.localcluster.state import write_private
 
@@ -50,6 +48,10 @@ def free_ports(n: int) -> list[int]:
 
 def write_sa_key(path: Path) -> None:
     """A throwaway 2048-bit RSA private key (PEM, mode 0600) for service-account tokens."""
+    # Imported here: the daemons' image has no cryptography (only the local cluster needs it).
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(
         serialization.Encoding.PEM,
