@@ -209,7 +209,8 @@ def test_site_yml_builds_a_real_cluster_on_lab_nodes(lab_env):
         if n.role == "client":
             continue
         left = lab.ssh(env["state"], n.hostname,
-                       "ls /etc/kubernetes/admin.conf /etc/kubernetes/kubelet.conf /etc/cni/net.d 2>/dev/null;"
+                       "ls /etc/kubernetes/admin.conf /etc/kubernetes/kubelet.conf 2>/dev/null;"
+                       " find /etc/cni/net.d -type f 2>/dev/null;"
                        " ip link show cni0 2>/dev/null; ctr -n k8s.io containers ls -q 2>/dev/null")
         assert not left.stdout.strip(), (n.hostname, left.stdout)
 
