@@ -35,7 +35,8 @@ import pytest
 from krios import lab
 from krios.results.store import ResultsStore
 
-pytestmark = [pytest.mark.slow, pytest.mark.lab]
+# Three site.yml runs, a reset and an emulation: well past the suite's 600 s default.
+pytestmark = [pytest.mark.slow, pytest.mark.lab, pytest.mark.timeout(2400)]
 
 REPO = Path(__file__).resolve().parents[1]
 WORKERS = 2
@@ -190,7 +191,7 @@ def test_site_yml_builds_a_real_cluster_on_lab_nodes(lab_env):
     # HTTP from the client node to the app's NodePort.
     svc = json.loads(_kubectl(env, "get", "svc", "-n", "default", "-o", "json"))["items"]
     node_port = next(p["nodePort"] for s in svc if s["spec"]["type"] == "NodePort" for p in s["spec"]["ports"])
-    worker = env["state"].node(node)
+    worker = env["state"].node(node.split(".")[0])  # Kubernetes names nodes by FQDN
     client = next(n for n in env["state"].nodes if n.role == "client")
     code = lab.ssh(env["state"], client.hostname,
                    f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 10 http://{worker.address}:{node_port}/")
