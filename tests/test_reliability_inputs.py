@@ -173,3 +173,124 @@ def test_a_results_db_that_is_not_sqlite_is_one_line(capsys, tmp_path: Path, arg
 
 def test_a_folder_as_results_db_is_one_line(capsys, tmp_path: Path):
     one_error(capsys, ["runs", "--db", str(tmp_path)], str(tmp_path), "is a folder")
+
+
+# ------------------------------------------------------------------ silently accepted input (item 7)
+
+@pytest.mark.parametrize(("name", "replace", "line"), [
+    ("lookhead", (r"^  lookahead_s: 30 .*$", "  lookhead_s: 30"),
+     "handover.lookhead_s: unknown key (did you mean lookahead_s?)"),
+    ("top_level", (r"^seed: 42$", "seeed: 42"), "seeed: unknown key (did you mean seed?)"),
+    ("zone_key", (r"^  radius_km: 100$", "  radius: 100"), "zone.radius: unknown key (did you mean radius_km?)"),
+    ("far_off", (r"^seed: 42$", "colour: blue"), "colour: unknown key (known: "),
+])
+def test_unknown_scenario_keys_are_refused(capsys, tmp_path: Path, name, replace, line):
+    path = scenario_file(tmp_path, name, replace)
+    one_error(capsys, ["simulate", "--scenario", str(path), "--duration", "10m"], f"{path}: {line}")
+
+
+def test_every_shipped_and_generated_scenario_still_loads(tmp_path: Path):
+    from krios.config import scenarios
+    from krios.lab.inputs import scenario as lab_scenario
+
+    for name in scenarios.available():
+        assert scenarios.load(name).name == name
+    file_name, text = lab_scenario(4)
+    (tmp_path / file_name).write_text(text)
+    assert scenarios.load(tmp_path / file_name).workers == 4
+    tles = SCENARIO.replace("shell: starlink-1", "tles: tles.txt")  # the documented alternative
+    (tmp_path / "sf_4workers.yml").write_text(tles)
+    assert scenarios.load(tmp_path / "sf_4workers.yml").data["constellation"]["tles"] == "tles.txt"
+
+
+def test_scenario_choices_mirror_the_control_layer():
+    from krios.config.scenarios import CHOICES
+    from krios.control.handover import MODES
+    from krios.control.policies import POLICIES
+
+    assert CHOICES == {"policy": POLICIES, "handover.mode": MODES}
+
+
+@pytest.mark.parametrize("argv", [
+    ["simulate", "--scenario", "{path}", "--duration", "10m"],
+    ["emulator", "--scenario", "{path}", "--kubeconfig", "/nonexistent/kubeconfig"],
+])
+@pytest.mark.parametrize(("replace", "field"), [
+    ((r"^policy: krios .*$", "policy: fastest"), "policy"),
+    ((r"^  mode: proactive .*$", "  mode: eager"), "handover.mode"),
+])
+def test_unknown_policy_or_mode_is_refused(capsys, tmp_path: Path, argv, replace, field):
+    path = scenario_file(tmp_path, "policy_fastest", replace)
+    one_error(capsys, [a.format(path=path) for a in argv], f"{path}: {field}: unknown value")
+
+
+@pytest.mark.parametrize(("kind", "edit", "line"), [
+    ("ip_mapping", ("192.0.2.14", "192.0.2.12"),
+     "node4.krios-demo.krios-pg0.utah.cloudlab.example: public IP 192.0.2.12 is also used by "
+     "node2.krios-demo.krios-pg0.utah.cloudlab.example"),
+    ("manifest", ('ipv4="192.0.2.15"', 'ipv4="192.0.2.11"'),
+     "node5.krios-demo.krios-pg0.utah.cloudlab.example: public IP 192.0.2.11 is also used by "
+     "node1.krios-demo.krios-pg0.utah.cloudlab.example"),
+    ("manifest", ('address="10.10.1.3"', 'address="10.10.1.2"'),
+     "node3.krios-demo.krios-pg0.utah.cloudlab.example: experiment-LAN IP 10.10.1.2 is also used by "
+     "node2.krios-demo.krios-pg0.utah.cloudlab.example"),
+])
+def test_duplicate_ips_are_refused_naming_both_hosts(capsys, tmp_path: Path, kind, edit, line):
+    name = "ip_mapping.json" if kind == "ip_mapping" else "manifest.xml"
+    text = (REPO / "inventories" / "cloudlab" / name).read_text()
+    assert text.count(edit[0]) == 1
+    path = tmp_path / name
+    path.write_text(text.replace(*edit))
+    one_error(capsys, ["inventory", f"--{kind.replace('_', '-')}", str(path), "--scenario", "sf_4workers"],
+              f"{path}: {line}")
+
+
+def _ansible_inventory(path: Path) -> tuple[int, str]:
+    import os
+    import subprocess
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KRIOS_", "ANSIBLE_"))}
+    env.update(ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}")
+    proc = subprocess.run([str(bin_dir / "ansible-inventory"), "-i", str(path), "--graph"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    return proc.returncode, proc.stderr
+
+
+@pytest.mark.parametrize(("options", "line"), [
+    ("base_node_index: 2\n", "base_node_index: unknown option (did you mean base_node_idx?)"),
+    ("base_node_idx: 1\nnode_netwrok: control\n", "node_netwrok: unknown option (did you mean node_network?)"),
+    ("base_node_idx: 1\nzzz: 1\n", "zzz: unknown option (known: "),
+])
+def test_unknown_inventory_plugin_options_are_refused(tmp_path: Path, options, line):
+    path = tmp_path / "krios.yml"
+    path.write_text("plugin: krios.testbed.krios\n"
+                    f"ip_mapping: {REPO / 'inventories' / 'cloudlab' / 'ip_mapping.json'}\n"
+                    f"scenario: sf_4workers\n{options}")
+    rc, err = _ansible_inventory(path)
+    assert rc != 0 or "Completely failed" in err
+    ours = [ln for ln in err.splitlines() if "krios' plugin:" in ln]
+    assert ours, err
+    assert ours[0].split("krios' plugin: ", 1)[1].startswith(f"{path}: {line}"), ours[0]
+
+
+def test_the_constructed_and_cache_options_stay_accepted(tmp_path: Path):
+    path = tmp_path / "krios.yml"
+    path.write_text("plugin: krios.testbed.krios\n"
+                    f"ip_mapping: {REPO / 'inventories' / 'cloudlab' / 'ip_mapping.json'}\n"
+                    "scenario: sf_4workers\nbase_node_idx: 1\nstrict: true\ncompose: {}\ngroups: {}\n"
+                    "keyed_groups: []\ncache: false\n")
+    rc, err = _ansible_inventory(path)
+    assert rc == 0 and "krios' plugin" not in err, err
+
+
+@pytest.mark.parametrize("var", ["keep_cluster", "reset_confirmed"])
+def test_validate_refuses_a_non_boolean(tmp_path: Path, var):
+    from provisioning_helpers import cloudlab_inventory, run_playbook, write_inventory
+
+    inv = write_inventory(tmp_path / "inv.yml", cloudlab_inventory())
+    run = run_playbook("validate.yml", [inv], options=["-e", f"{var}=maybe"])
+    assert run.returncode != 0, run.explain()
+    assert f"variables: {var}: not a boolean: maybe (use true or false" in run.output, run.explain()

@@ -167,7 +167,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path)
-        self._read_config_data(path)
+        config = self._read_config_data(path)
         if KRIOS_IMPORT_ERROR is not None:
             raise AnsibleError(
                 f"{path}: the krios.testbed.krios inventory needs the krios Python package, "
@@ -176,6 +176,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 "or 'pip install -e <repository>'"
             )
         try:
+            # a typo (base_node_index) would silently leave the default in place
+            krios_inventory.check_options(config, self._options, source=path)
             roles = self._roles(path, cache)
         except KriosError as err:
             raise AnsibleParserError(str(err)) from None

@@ -253,10 +253,11 @@ def _sweep_config(args: argparse.Namespace) -> Any:
     labels = {}
     if args.leozone:
         from krios.kube.names import LEOZONE_LABEL
-        from krios.orbits.zones import parse_leozone
+        from krios.orbits.zones import is_label_value, parse_leozone
 
-        parse_leozone(args.leozone)  # one clear error for a bad value
-        labels[LEOZONE_LABEL] = args.leozone
+        zone = parse_leozone(args.leozone, source="--leozone")  # one clear error for a bad value
+        # -33.86_151.2 parses but is no label value: write it as s33.86_e151.2
+        labels[LEOZONE_LABEL] = args.leozone if is_label_value(args.leozone) else zone.label
     cfg = SweepConfig.from_scenario(
         scenario,
         latency_ms=args.latency_ms or None,

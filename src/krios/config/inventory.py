@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from krios.config import scenarios
+from krios.config.keys import check_known_keys
 from krios.errors import ConfigError
 
 #: GENI RSpec v3 and the Emulab extension namespaces (CloudLab manifests use both).
@@ -247,6 +248,39 @@ def sort_nodes(nodes: Iterable[Node], *, source: str) -> list[Node]:
     return [seen[i] for i in sorted(seen)]
 
 
+def check_unique_ips(nodes: Iterable[Node], *, source: str) -> None:
+    """Two nodes with one public or one experiment-LAN address is a :class:`ConfigError` naming both.
+
+    Kubernetes, SSH and the emulator's ``ip_mapping`` all address nodes by IP: two
+    hosts sharing one would silently act on the wrong machine.
+    """
+    for kind, attr in (("public IP", "public_ip"), ("experiment-LAN IP", "experiment_ip")):
+        seen: dict[str, Node] = {}
+        for node in nodes:
+            ip = getattr(node, attr)
+            if ip is None:
+                continue
+            other = seen.get(ip)
+            if other is not None:
+                raise ConfigError(f"{kind} {ip} is also used by {other.hostname}", source=source,
+                                  field=node.hostname)
+            seen[ip] = node
+
+
+#: Options of a ``krios.yml`` inventory source besides the plugin's own: Ansible's
+#: constructed (``compose``, ``groups``, ...) and cache options.
+ANSIBLE_OPTIONS = frozenset({
+    "plugin", "compose", "groups", "keyed_groups", "strict", "leading_separator", "use_extra_vars",
+    "cache", "cache_plugin", "cache_timeout", "cache_connection", "cache_prefix",
+})
+
+
+def check_options(options: Mapping[str, Any], known: Iterable[str], *, source: str) -> None:
+    """Refuse an unknown key in an inventory plugin config (``base_node_index: 2`` for
+    ``base_node_idx``), naming the file and the key, with the closest known one."""
+    check_known_keys(options, set(known) | ANSIBLE_OPTIONS, source=source, what="option")
+
+
 # --------------------------------------------------------------------------- ip_mapping.json
 
 
@@ -280,7 +314,9 @@ def parse_ip_mapping_text(text: str, *, source: str) -> list[Node]:
              public_ip=check_ipv4(ip, source=source, field=host))
         for host, ip in data.items()
     ]
-    return sort_nodes(nodes, source=source)
+    nodes = sort_nodes(nodes, source=source)
+    check_unique_ips(nodes, source=source)
+    return nodes
 
 
 def parse_ip_mapping(path: str | os.PathLike[str]) -> list[Node]:
@@ -364,7 +400,9 @@ def parse_manifest_text(text: str, *, source: str, ansible_user: str | None = No
         raise ConfigError(f"a {root.get('type')} RSpec, not a manifest: download the manifest "
                           "from the experiment page", source=source, field="rspec type")
     nodes = [_manifest_node(n, source=source, ansible_user=ansible_user) for n in root.iterfind(_q("node"))]
-    return sort_nodes(nodes, source=source)
+    nodes = sort_nodes(nodes, source=source)
+    check_unique_ips(nodes, source=source)
+    return nodes
 
 
 def parse_manifest(path: str | os.PathLike[str], *, ansible_user: str | None = None) -> list[Node]:

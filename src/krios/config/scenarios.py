@@ -20,6 +20,8 @@ from typing import Any
 import yaml
 
 from krios.config import defaults as D
+from krios.config.keys import check_known_keys
+from krios.config.leozone import leozone_label
 from krios.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -50,10 +52,32 @@ DEFAULTS: dict[str, Any] = {
 }
 #: Zone keys a scenario may leave out.
 ZONE_DEFAULTS: dict[str, Any] = {"radius_km": D.ZONE_RADIUS_KM, "min_elevation_deg": D.MIN_ELEVATION_DEG}
+#: Keys a scenario may hold besides those of :data:`REQUIRED`, :data:`DEFAULTS` and
+#: :data:`ZONE_DEFAULTS` (``zone.lat``/``zone.lon`` are required; ``constellation.tles``
+#: replaces the Walker shell). Any other key is refused (a typo would silently fall
+#: back to the default).
+EXTRA_KEYS: dict[str, frozenset[str]] = {"zone": frozenset({"lat", "lon"}), "constellation": frozenset({"tles"})}
+#: Keys (dotted) whose value is one of a fixed set (mirrors ``krios.control.policies.POLICIES``
+#: and ``krios.control.handover.MODES``, which ``tests/test_reliability_zones.py`` checks).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "policy": ("krios", "closest", "random"),
+    "handover.mode": ("proactive", "reactive"),
+}
 #: Keys (dotted) whose value must be a whole number; other numeric keys take any number.
 INTEGER_KEYS = frozenset({"seed", "benchmark.samples_per_latency", "benchmark.warmup_samples"})
 #: Keys (dotted) that take a time: an ISO 8601 string, ``now`` or unix seconds.
 TIME_KEYS = frozenset({"start", "constellation.epoch"})
+
+
+def _check_keys(raw: dict[str, Any], schema: dict[str, Any], path: Path, prefix: str = "") -> None:
+    """Raise :class:`ConfigError` naming the file and the dotted key for a key the scenario format
+    does not have (``handover.lookhead_s``), with the closest known key if one is close."""
+    section = prefix.rstrip(".")
+    known = set(schema) | EXTRA_KEYS.get(section, frozenset())
+    check_known_keys(raw, known, source=str(path), prefix=prefix)
+    for key, sub in schema.items():
+        if isinstance(sub, dict) and isinstance(raw.get(key), dict):
+            _check_keys(raw[key], sub, path, prefix=f"{prefix}{key}.")
 
 
 def _check_types(raw: dict[str, Any], defaults: dict[str, Any], path: Path, prefix: str = "") -> None:
@@ -74,6 +98,9 @@ def _check_types(raw: dict[str, Any], defaults: dict[str, Any], path: Path, pref
         elif isinstance(default, str):
             if not isinstance(value, str):
                 raise ConfigError("must be a string", source=str(path), field=dotted)
+            if dotted in CHOICES and value not in CHOICES[dotted]:
+                raise ConfigError(f"unknown value {value!r} (known: {', '.join(CHOICES[dotted])})",
+                                  source=str(path), field=dotted)
         elif isinstance(default, list | tuple):
             items = value if isinstance(value, list) else [value]
             if not items or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in items):
@@ -108,8 +135,9 @@ class Scenario:
 
     @property
     def leozone(self) -> str:
-        """The pod label value ``<lat>_<lon>`` for this scenario's zone."""
-        return f"{self.zone['lat']}_{self.zone['lon']}"
+        """The pod label value of this scenario's zone: ``<lat>_<lon>`` where Kubernetes accepts it,
+        else the hemisphere form ``s33.8688_e151.2093`` (:func:`krios.config.leozone.leozone_label`)."""
+        return leozone_label(self.zone["lat"], self.zone["lon"])
 
     def __getitem__(self, key: str) -> Any:
         return self.data[key]
@@ -180,6 +208,7 @@ def load(name_or_path: str | os.PathLike[str]) -> Scenario:
         raise ConfigError(f"must equal the file name {path.stem!r}", source=str(path), field="name")
     if raw["workers"] < 1:
         raise ConfigError("must be at least 1", source=str(path), field="workers")
+    _check_keys(raw, {**REQUIRED, **DEFAULTS, "zone": ZONE_DEFAULTS}, path)
     _check_types(raw, {**DEFAULTS, "zone": ZONE_DEFAULTS}, path)
     zone = raw["zone"]
     for key in ("lat", "lon"):

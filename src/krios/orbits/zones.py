@@ -35,8 +35,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from krios.config.leozone import is_label_value, leozone_coordinates, leozone_label
 from krios.errors import ConfigError
 from krios.orbits import geometry
+
+__all__ = ["Zone", "is_label_value", "leozone_label", "parse_leozone"]
 
 #: Points laid out on a zone's edge (every 0.5 deg of bearing): the worst point
 #: is never more than 0.25 deg of bearing from one of them, which for a 100 km
@@ -94,8 +97,8 @@ class Zone:
 
     @property
     def label(self) -> str:
-        """The ``leozone`` label value, ``<lat>_<lon>``."""
-        return f"{self.lat_deg:.10g}_{self.lon_deg:.10g}"
+        """The ``leozone`` label value of the centre (:func:`leozone_label`)."""
+        return leozone_label(self.lat_deg, self.lon_deg)
 
     # -- geometry ------------------------------------------------------------------
     @cached_property
@@ -224,19 +227,18 @@ def parse_leozone(
     radius_source: str = "label radius",
     elevation_source: str = "label min-elevation",
 ) -> Zone:
-    """A :class:`Zone` from a ``leozone`` label value ``<lat>_<lon>`` (degrees).
+    """A :class:`Zone` from a ``leozone`` label value (degrees): the seed's ``<lat>_<lon>``
+    (``37.7749_-122.4194``) or the hemisphere form ``s33.8688_e151.2093`` of
+    :func:`leozone_label` (``n``/``s``, ``e``/``w``; either case).
 
     ``radius`` (km, default 0) and ``min_elevation`` (deg, default 25) may be
     strings from other labels. Bad values raise :class:`ConfigError` naming the
     label (``source``) and the value.
     """
     text = str(value).strip()
-    parts = text.split("_")
-    example = "expected <lat>_<lon> in degrees, e.g. 37.7749_-122.4194"
-    if len(parts) != 2:
-        raise ConfigError(example, source=source, field=text)
+    example = "expected <lat>_<lon> in degrees, e.g. 37.7749_-122.4194 or s33.8688_e151.2093"
     try:
-        lat, lon = (float(p) for p in parts)
+        lat, lon = leozone_coordinates(text)
     except ValueError:
         raise ConfigError(example, source=source, field=text) from None
     if not (math.isfinite(lat) and math.isfinite(lon)):
