@@ -57,6 +57,9 @@ options:
     description: Per-stage timeout of a pod, wall seconds.
     type: float
     default: 30
+  image:
+    description: Image of the benchmark pods (a pause image the nodes have). Default C(registry.k8s.io/pause:3.2).
+    type: str
   leozone:
     description: Label the pods C(leozone=LAT_LON) (the krios scheduler's zone path; needs the emulator running).
     type: str
@@ -200,7 +203,7 @@ def _resolve(p: dict):
     cfg = SweepConfig.from_scenario(
         scenario, latency_ms=p["latency_ms"] or None, samples_per_latency=p["samples_per_latency"],
         warmup=p["warmup"], schedulers=p["schedulers"], seed=p["seed"], namespace=p["namespace"],
-        timeout_s=p["timeout_s"], labels=labels,
+        timeout_s=p["timeout_s"], labels=labels, image=p["image"],
     )
     if p["injection"] == "none" and len(cfg.latency_ms) > 1:
         values = " ".join(f"{v:g}" for v in cfg.latency_ms)
@@ -347,6 +350,7 @@ def main() -> None:
             "namespace": {"type": "str", "default": "krios-bench"},
             "timeout_s": {"type": "float", "default": 30.0},
             "leozone": {"type": "str"},
+            "image": {"type": "str"},
             "injection": {"type": "str", "choices": ["proxy", "netem", "none"], "default": "proxy"},
             "proxy_control": {"type": "str"},
             "state_dir": {"type": "path"},

@@ -24,6 +24,9 @@ description:
     the emulator's client RTT (needs root and a kernel with netem; removed at the end), V(standin) means the
     local stand-in app delays its answers, V(none) injects nothing.
   - Returns the run id, counts and summary figures (RV(counts), RV(summary)).
+  - Every request records the host it was sent from (C(client_host), O(client_host)). With O(import_log) the module
+    sends nothing - it merges a client's JSON Lines file (e.g. fetched from the client node) into the results run
+    O(run_id) of O(db) on this host, skipping records already there (RV(imported)).
   - In check mode it validates the options and the scenario, resolves the configuration and reports what would
     run without contacting the cluster or writing the results store.
   - Bad input fails the task with one line naming the file or option and the field.
@@ -100,6 +103,15 @@ options:
   log:
     description: JSON Lines file of the requests. Default C(<results>/<run-id>/requests.jsonl).
     type: path
+  client_host:
+    description: Recorded in every request as the host it was sent from. Default this host's name.
+    type: str
+  import_log:
+    description:
+      - Send nothing; merge this JSON Lines file of requests into the run O(run_id) (required) of O(db).
+        Records without C(client_host) get O(client_host). The run's metadata records O(rtt_injection) as the
+        client phase's injection (C(meta.injection.client)) and the file per client host (C(meta.clients)).
+    type: path
 attributes:
   check_mode:
     support: full
@@ -172,6 +184,11 @@ summary:
     C(p99)), C(scheduling_latency_median_ms); null without samples.
   returned: success, not in check mode
   type: dict
+imported:
+  description: With O(import_log), the records read from the file and those added to the run (C(read), C(imported)).
+  returned: with O(import_log), not in check mode
+  type: dict
+  sample: {read: 300, imported: 300}
 injection:
   description: The injection method used, per phase (C(client) - C(netem), C(standin) or C(none)).
   returned: always
@@ -224,12 +241,45 @@ def _resolve(p: dict):
     return scenario, cfg, selector
 
 
+def import_log(module: AnsibleModule) -> dict:
+    """Merge the JSON Lines file O(import_log) into the run O(run_id) of O(db)."""
+    from pathlib import Path
+
+    p = module.params
+    if not p["run_id"]:
+        raise ConfigError("import_log needs the run_id to merge into", source="options", field="run_id")
+    path = Path(p["import_log"])
+    if not path.is_file():
+        raise ConfigError("no such file", source="import_log", field=str(path))
+    result = {"changed": False, "run_id": p["run_id"], "counts": dict(ZERO_COUNTS), "status": "check",
+              "injection": {"client": p["rtt_injection"]}}
+    if module.check_mode:
+        return result
+    from krios.emulation.workload import import_jsonl
+    from krios.results.figures import run_figures
+    from krios.results.store import ResultsStore, check_run_id
+
+    run_id = check_run_id(p["run_id"], source="run_id")
+    with ResultsStore(p["db"]) as store:
+        store.run(run_id)  # one line naming the run if it is not there
+        imported = import_jsonl(store, run_id, path, client_host=p["client_host"])
+        # The client phase's injection as the client node ran it, and where the requests came from.
+        store.merge_meta(run_id, "injection", client=p["rtt_injection"])
+        store.merge_meta(run_id, "clients", **{p["client_host"] or path.stem: {
+            "requests": imported["read"], "rtt_injection": p["rtt_injection"], "log": str(path)}})
+        result.update(changed=imported["imported"] > 0, status="complete", imported=imported,
+                      **run_figures(store, run_id))
+    return result
+
+
 def run(module: AnsibleModule) -> dict:
     import threading
     import time
     from pathlib import Path
 
     p = module.params
+    if p["import_log"]:
+        return import_log(module)
     scenario, cfg, selector = _resolve(p)
     result = {
         "changed": True, "run_id": p["run_id"], "injection": {"client": p["rtt_injection"]},
@@ -292,7 +342,7 @@ def run(module: AnsibleModule) -> dict:
     jsonl = Path(p["log"]) if p["log"] else store.results_dir / run_id / "requests.jsonl"
     sink = RecordSink(jsonl, store, run_id)
     client = Client(target, sink, rate_hz=cfg.rate_hz, duration_s=cfg.duration_s, timeout_s=cfg.timeout_s,
-                    view=view)
+                    view=view, client_host=p["client_host"])
     stop = threading.Event()
     stopped_by = ["duration"]
     signal.signal(signal.SIGTERM, lambda *_: (stopped_by.__setitem__(0, "signal"), stop.set()))
@@ -363,6 +413,8 @@ def main() -> None:
             "kubeconfig": {"type": "path"},
             "chdir": {"type": "path"},
             "log": {"type": "path"},
+            "client_host": {"type": "str"},
+            "import_log": {"type": "path"},
         },
         mutually_exclusive=[("service", "port")],
         supports_check_mode=True,

@@ -16,7 +16,9 @@ Record fields (see :mod:`krios.results.schema`): ``seq``, ``sent_at`` (wall
 unix s), ``node`` (the node that answered, from the ``X-Krios-Node`` header,
 else the node targeted), ``sat_id`` and ``injected_rtt_ms`` (from the
 emulator's mapping and latency matrix at send time), ``latency_ms`` (measured,
-connect to last byte), ``status``, ``error``.
+connect to last byte), ``status``, ``error``, ``client_host`` (the host the
+request was sent from: on real nodes the client node, whose JSON Lines file
+:func:`import_jsonl` merges into the controller's results run).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import http.client
 import json
 import logging
 import math
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -192,8 +195,11 @@ class Client:
         duration_s: float,
         timeout_s: float = D.CLIENT_TIMEOUT_S,
         view: ClusterView | None = None,
+        client_host: str | None = None,
     ):
         check_options(rate_hz, duration_s, timeout_s)
+        #: Recorded in every request (``client_host``); default this host's name.
+        self.client_host = client_host or socket.gethostname()
         self.target = target
         self.sink = sink
         self.rate_hz = float(rate_hz)
@@ -227,6 +233,7 @@ class Client:
             "latency_ms": None if latency is None else round(latency, 3),
             "status": status,
             "error": error,
+            "client_host": self.client_host,
         }
         try:
             self.sink.write(record)
@@ -256,3 +263,36 @@ class Client:
                 pool.submit(self._one, seq, snap)
                 self.result.sent += 1
         return self.result
+
+
+def import_jsonl(store: Any, run_id: str, path: Path, client_host: str | None = None) -> dict[str, int]:
+    """Merge a client's JSON Lines file (fetched from the client node) into ``run_id`` of ``store``.
+
+    Each line is one request record (:class:`Client`); records without a
+    ``client_host`` get ``client_host``. A record already in the run (same
+    ``client_host``, ``seq`` and ``sent_at``) is skipped, so importing the same
+    file twice adds nothing. Returns ``{"read": n, "imported": n}``; a line
+    that is not a JSON object is a :class:`ConfigError` naming the file and line.
+    """
+    from krios.results.schema import TABLES
+
+    known = set(TABLES["requests"])
+    rows: list[dict[str, Any]] = []
+    with Path(path).open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"not JSON ({exc.msg})", source=str(path), field=f"line {n}") from exc
+            if not isinstance(record, dict):
+                raise ConfigError("not a JSON object", source=str(path), field=f"line {n}")
+            record = {k: v for k, v in record.items() if k in known}
+            if not record.get("client_host"):
+                record["client_host"] = client_host
+            rows.append(record)
+    have = {(r.get("client_host"), r.get("seq"), r.get("sent_at")) for r in store.rows(run_id, "requests")}
+    new = [r for r in rows if (r.get("client_host"), r.get("seq"), r.get("sent_at")) not in have]
+    imported = store.add_many(run_id, "requests", new) if new else 0
+    return {"read": len(rows), "imported": imported}

@@ -42,6 +42,16 @@ log = logging.getLogger(__name__)
 _CHUNK = 65536
 
 
+def _is_loopback(host: str) -> bool:
+    """True for a loopback IP address or ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _check_loopback(host: str, what: str) -> None:
     try:
         ok = ipaddress.ip_address(host).is_loopback
@@ -67,7 +77,9 @@ class DelayProxy:
     Parameters
     ----------
     target:
-        ``(host, port)`` of the server (the kube-apiserver), on loopback.
+        ``(host, port)`` of the server (the kube-apiserver), on loopback unless
+        ``remote_target`` (an apiserver on another host, e.g. a real cluster's
+        control node; the proxy itself still listens on loopback only).
     listen:
         ``(host, port)`` to listen on, on loopback; port 0 picks a free one.
     delay_ms:
@@ -83,8 +95,11 @@ class DelayProxy:
         target: tuple[str, int],
         listen: tuple[str, int] = ("127.0.0.1", 0),
         delay_ms: float = 0.0,
+        *,
+        remote_target: bool = False,
     ):
-        _check_loopback(target[0], "target")
+        if not remote_target:
+            _check_loopback(target[0], "target")
         _check_loopback(listen[0], "listen")
         self.target = target
         self._listen = listen
@@ -249,8 +264,11 @@ class DelayProxy:
 def proxied_kubeconfig(kubeconfig: str | os.PathLike[str], server: str, out: str | os.PathLike[str]) -> Path:
     """Copy ``kubeconfig`` to ``out`` with every cluster's ``server`` set to ``server``.
 
-    TLS settings stay; the proxy is on the same host, so the certificate still
-    matches ``127.0.0.1``. Relative certificate paths are made absolute.
+    TLS settings stay. A cluster whose server was not on loopback (a real
+    cluster's apiserver, whose certificate names its own address, not
+    ``127.0.0.1``) gets ``tls-server-name`` = that address, so the copy still
+    verifies the apiserver's certificate through the proxy. Relative
+    certificate paths are made absolute.
     """
     src = Path(kubeconfig)
     try:
@@ -261,6 +279,9 @@ def proxied_kubeconfig(kubeconfig: str | os.PathLike[str], server: str, out: str
         raise ConfigError("no clusters", source=str(src), field="clusters")
     for entry in cfg["clusters"]:
         cluster = entry.get("cluster", {})
+        original = urlsplit(str(cluster.get("server", ""))).hostname
+        if original and not cluster.get("tls-server-name") and not _is_loopback(original):
+            cluster["tls-server-name"] = original
         cluster["server"] = server
         for key in ("certificate-authority",):
             if key in cluster and not os.path.isabs(cluster[key]):

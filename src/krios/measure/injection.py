@@ -109,7 +109,8 @@ class SpawnInjector:
         self.work_dir = work_dir
         work_dir.mkdir(parents=True, exist_ok=True)
         server = kubeconfig_server(kubeconfig)
-        self.proxy = DelayProxy(parse_hostport(server, source=str(kubeconfig)))
+        # The apiserver may be on another host (a real cluster); the proxy listens on loopback only.
+        self.proxy = DelayProxy(parse_hostport(server, source=str(kubeconfig)), remote_target=True)
         self.procs: dict[str, process.Child] = {}
         self._tmp: str | None = None
         self._paused: Any = None

@@ -219,6 +219,26 @@ def ensure_namespace(core: RawClient, name: str) -> None:
         raise ConfigError("namespace stays Terminating", source="namespace", field=name) from None
 
 
+def create_pod(core: RawClient, namespace: str, manifest: dict[str, Any], retry_s: float = 60.0) -> None:
+    """POST a pod, retrying while the apiserver asks to (HTTP 500/429 with ``retryAfterSeconds``).
+
+    A namespace the sweep has just created has no ``default`` ServiceAccount
+    token yet on clusters before Kubernetes 1.24 (``No API token found for
+    service account "default", retry after the token is automatically
+    created``); such a create is retried for up to ``retry_s`` wall seconds.
+    """
+    deadline = time.monotonic() + retry_s
+    while True:
+        try:
+            core.post(pod_path(namespace), manifest)
+            return
+        except ApiException as exc:
+            if exc.status not in (429, 500) or "retry" not in str(exc.body or "").lower() \
+                    or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
 def measure_pod(
     core: RawClient, watcher: PodWatcher, namespace: str, manifest: dict[str, Any], timeout_s: float
 ) -> PodTimes:
@@ -259,7 +279,7 @@ def wait_scheduler_ready(
     t0 = time.monotonic()
     name = f"probe-{scheduler}-{run_label}"[:63].rstrip("-.")
     watcher.submitted(name)
-    core.post(pod_path(cfg.namespace), pod_manifest(name, scheduler, cfg, run_label))
+    create_pod(core, cfg.namespace, pod_manifest(name, scheduler, cfg, run_label))
     try:
         while not watcher.wait_for(name, "ready", 1.0):
             if check is not None:

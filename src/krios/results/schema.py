@@ -12,7 +12,7 @@ changes whenever a column is added, and new columns are added in place
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Run status values. A run starts ``incomplete`` and stays so if its process dies.
 RUN_STATUSES = ("incomplete", "complete", "failed")
@@ -41,6 +41,7 @@ TABLES: dict[str, dict[str, str]] = {
         "latency_ms": "REAL",  # measured request latency, ms (NULL on error)
         "status": "TEXT",  # ok | error | timeout | HTTP status code
         "error": "TEXT",
+        "client_host": "TEXT",  # host the request was sent from (the client node)
     },
     # The emulator's node <-> satellite mapping, one row per node per tick (#6 writes).
     "ticks": {
