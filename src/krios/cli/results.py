@@ -56,6 +56,63 @@ def _register_runs(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--db", help=DB_HELP, default=argparse.SUPPRESS)
     f.add_argument("--status", default="complete", choices=("complete", "failed", "incomplete"))
     f.set_defaults(func=_runs_finish)
+    # Rows measured on another node join the controller's run: export there, import here.
+    e = actions.add_parser("export", help="print a run's rows of one table as JSON Lines")
+    e.add_argument("run_id")
+    e.add_argument("table", help="e.g. pod_latency, requests, ticks")
+    e.add_argument("--db", help=DB_HELP, default=argparse.SUPPRESS)
+    e.set_defaults(func=_runs_export)
+    i = actions.add_parser("import", help="add JSON Lines rows (from `krios runs export`) to a run's table")
+    i.add_argument("run_id")
+    i.add_argument("table")
+    i.add_argument("file", nargs="?", default="-", help="JSON Lines file ('-': standard input, the default)")
+    i.add_argument("--db", help=DB_HELP, default=argparse.SUPPRESS)
+    i.add_argument("--meta", action="append", default=[], metavar="KEY.NAME=VALUE",
+                   help="also merge NAME=VALUE into the run's metadata object KEY (repeatable)")
+    i.set_defaults(func=_runs_import)
+
+
+def _runs_export(args: argparse.Namespace) -> int:
+    from krios.results.store import check_run_id
+
+    check_run_id(args.run_id, source="run id")
+    for row in _store(args.db).rows(args.run_id, args.table):
+        row.pop("run_id", None)
+        print(json.dumps(row, default=str))
+    return 0
+
+
+def _runs_import(args: argparse.Namespace) -> int:
+    from krios.results.store import check_run_id
+
+    check_run_id(args.run_id, source="run id")
+    meta: dict[str, dict[str, str]] = {}
+    for item in args.meta:
+        key, sep, value = item.partition("=")
+        obj, dot, name = key.partition(".")
+        if not sep or not dot or not obj or not name:
+            raise ConfigError("must be KEY.NAME=VALUE", source="--meta", field=item[:60])
+        meta.setdefault(obj, {})[name] = value
+    source = args.file
+    text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"not JSON: {exc.msg}", source=source, field=f"line {n}") from exc
+        if not isinstance(row, dict):
+            raise ConfigError("must be a JSON object", source=source, field=f"line {n}")
+        row.pop("run_id", None)
+        rows.append(row)
+    st = _store(args.db)
+    added = st.add_many(args.run_id, args.table, rows)
+    for obj, items in meta.items():
+        st.merge_meta(args.run_id, obj, **items)
+    print(f"{args.run_id}: {added} {args.table} rows added")
+    return 0
 
 
 def _runs_list(args: argparse.Namespace) -> int:
