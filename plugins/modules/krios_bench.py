@@ -84,18 +84,6 @@ options:
       from the apiserver's node). Required with O(injection=netem).
     type: list
     elements: str
-  run_id:
-    description: Results run to write into (joined when it exists); default a new run of kind C(bench-latency).
-    type: str
-  db:
-    description: Results database. Default C($KRIOS_RESULTS_DB) or C(results/krios.sqlite) (relative to O(chdir)).
-    type: path
-  kubeconfig:
-    description: Kubeconfig of the cluster. Default C($KUBECONFIG), then the local cluster's.
-    type: path
-  chdir:
-    description: Working directory.
-    type: path
 attributes:
   check_mode:
     support: full
@@ -110,6 +98,8 @@ requirements:
 seealso:
   - module: krios.testbed.krios_emulator
   - module: krios.testbed.krios_netem
+extends_documentation_fragment:
+  - krios.testbed.krios
 """
 
 EXAMPLES = r"""
@@ -171,20 +161,10 @@ injection:
   sample: {sweep: proxy, sweep_detail: "krios delayproxy 127.0.0.1:40001 -> 127.0.0.1:6443 (attached via ...)"}
 """
 
-import contextlib  # noqa: E402
 import os  # noqa: E402
-import sys  # noqa: E402
-import traceback  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
-try:
-    from krios.errors import ConfigError, KriosError
-except ImportError:
-    KriosError = ConfigError = None
-    IMPORT_ERROR = traceback.format_exc()
-else:
-    IMPORT_ERROR = None
+from ansible_collections.krios.testbed.plugins.module_utils.krios import ConfigError, run_krios  # noqa: E402
 
 
 def _resolve(p: dict):
@@ -363,16 +343,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if IMPORT_ERROR is not None:
-        module.fail_json(msg=f"the krios Python package is not importable by {sys.executable}; install it there "
-                         "or set ansible_python_interpreter", exception=IMPORT_ERROR)
-    if module.params["chdir"]:
-        os.chdir(module.params["chdir"])
-    try:
-        with contextlib.redirect_stdout(sys.stderr):  # stdout carries the module's JSON answer only
-            result = run(module)
-    except KriosError as err:
-        module.fail_json(msg=str(err))
+    result = run_krios(module, run, chdir=module.params["chdir"])
     module.exit_json(**result)
 
 

@@ -88,18 +88,6 @@ options:
   dev:
     description: Egress interface for O(rtt_injection=netem) (default from the route to the nodes).
     type: str
-  run_id:
-    description: Results run to write into (joined when it exists); default a new run of kind C(client).
-    type: str
-  db:
-    description: Results database. Default C($KRIOS_RESULTS_DB) or C(results/krios.sqlite) (relative to O(chdir)).
-    type: path
-  kubeconfig:
-    description: Kubeconfig of the cluster. Default C($KUBECONFIG), the local cluster, in-cluster.
-    type: path
-  chdir:
-    description: Working directory.
-    type: path
   log:
     description: JSON Lines file of the requests. Default C(<results>/<run-id>/requests.jsonl).
     type: path
@@ -129,6 +117,8 @@ notes:
 seealso:
   - module: krios.testbed.krios_emulator
   - module: krios.testbed.krios_netem
+extends_documentation_fragment:
+  - krios.testbed.krios
 """
 
 EXAMPLES = r"""
@@ -196,20 +186,9 @@ injection:
   sample: {client: standin}
 """
 
-import contextlib  # noqa: E402
-import os  # noqa: E402
-import sys  # noqa: E402
-import traceback  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
-try:
-    from krios.errors import ConfigError, KriosError
-except ImportError:
-    KriosError = ConfigError = None
-    IMPORT_ERROR = traceback.format_exc()
-else:
-    IMPORT_ERROR = None
+from ansible_collections.krios.testbed.plugins.module_utils.krios import ConfigError, run_krios  # noqa: E402
 
 ZERO_COUNTS = {"ticks": 0, "handovers": 0, "requests_ok": 0, "requests_failed": 0, "pods_measured": 0}
 
@@ -419,16 +398,7 @@ def main() -> None:
         mutually_exclusive=[("service", "port")],
         supports_check_mode=True,
     )
-    if IMPORT_ERROR is not None:
-        module.fail_json(msg=f"the krios Python package is not importable by {sys.executable}; install it there "
-                         "or set ansible_python_interpreter", exception=IMPORT_ERROR)
-    if module.params["chdir"]:
-        os.chdir(module.params["chdir"])
-    try:
-        with contextlib.redirect_stdout(sys.stderr):  # stdout carries the module's JSON answer only
-            result = run(module)
-    except KriosError as err:
-        module.fail_json(msg=str(err))
+    result = run_krios(module, run, chdir=module.params["chdir"])
     if result.get("status") == "failed":
         module.fail_json(msg="the client was stopped by a signal", **result)
     if result.get("client") and result["client"]["sent"] == 0:

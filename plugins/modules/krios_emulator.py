@@ -32,18 +32,6 @@ options:
     description: Scenario name (C(scenarios/<name>.yml)) or file.
     type: str
     required: true
-  run_id:
-    description: Results run to write into (joined when it exists); default a new run of kind C(emulator).
-    type: str
-  db:
-    description: Results database. Default C($KRIOS_RESULTS_DB) or C(results/krios.sqlite) (relative to O(chdir)).
-    type: path
-  kubeconfig:
-    description: Kubeconfig of the cluster. Default C($KUBECONFIG), the local cluster, in-cluster.
-    type: path
-  chdir:
-    description: Working directory (relative paths and the default results folder resolve against it).
-    type: path
   duration_s:
     description: Emulated seconds to run. Default the scenario's C(duration_s).
     type: float
@@ -95,6 +83,8 @@ notes:
 seealso:
   - module: krios.testbed.krios_client
   - module: krios.testbed.krios_bench
+extends_documentation_fragment:
+  - krios.testbed.krios
 """
 
 EXAMPLES = r"""
@@ -165,20 +155,9 @@ injection:
   sample: {emulator: none}
 """
 
-import contextlib  # noqa: E402
-import os  # noqa: E402
-import sys  # noqa: E402
-import traceback  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
-try:
-    from krios.errors import KriosError
-except ImportError:
-    KriosError = None
-    IMPORT_ERROR = traceback.format_exc()
-else:
-    IMPORT_ERROR = None
+from ansible_collections.krios.testbed.plugins.module_utils.krios import run_krios  # noqa: E402
 
 #: The emulator's injection method: none of its own (the RTT matrix is applied by the client phase).
 INJECTION = "none"
@@ -259,16 +238,7 @@ def main() -> None:
         mutually_exclusive=[("nodes", "node_selector")],
         supports_check_mode=True,
     )
-    if IMPORT_ERROR is not None:
-        module.fail_json(msg=f"the krios Python package is not importable by {sys.executable}; install it there "
-                         "or set ansible_python_interpreter", exception=IMPORT_ERROR)
-    if module.params["chdir"]:
-        os.chdir(module.params["chdir"])
-    try:
-        with contextlib.redirect_stdout(sys.stderr):  # stdout carries the module's JSON answer only
-            result = run(module)
-    except KriosError as err:
-        module.fail_json(msg=str(err))
+    result = run_krios(module, run, chdir=module.params["chdir"])
     if result.get("status") == "failed":
         module.fail_json(msg=f"the emulator stopped before its end ({result['emulator']['ticks']} ticks ran)",
                          **result)
