@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+import lab_helpers
 import pytest
 from provisioning_helpers import cloudlab_inventory, run_playbook, write_inventory
 
@@ -113,28 +112,10 @@ def test_validate_refuses_a_sweep_without_injection(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- lab
 
 
-def _script(name: str) -> Path:
-    out = subprocess.run(["bash", str(REPO / "scripts" / name)], check=True, capture_output=True, text=True,
-                         timeout=3600)
-    return Path(out.stdout.strip().splitlines()[-1])
-
-
 @pytest.fixture(scope="module")
 def lab_env(tmp_path_factory):
-    from krios import lab
-
-    if shutil.which("podman") is None:
-        subprocess.run(["bash", str(REPO / "scripts" / "install-system-deps.sh")], check=True, timeout=900)
-    bin_dir = _script("build-control-plane.sh")
-    images = _script("build-node-images.sh")
-    base = tmp_path_factory.mktemp("labx")
-    state_dir = base / ".krios" / "lab"
-    name = f"krios-x{os.getpid() % 10000}"
-    state = lab.up(workers=WORKERS, clients=1, state_dir=state_dir, name=name, subnet="10.215.0.0/24")
-    try:
-        yield {"state": state, "base": base, "bin": bin_dir, "images": images, "name": name}
-    finally:
-        lab.down(state_dir)
+    with lab_helpers.lab_env(tmp_path_factory.mktemp("labx"), "krios-x", "10.215.0.0/24", workers=WORKERS) as env:
+        yield env
 
 
 def _site(env, playbook: str = "playbooks/site.yml", ok: bool = True, **extra) -> tuple[list[dict], str]:

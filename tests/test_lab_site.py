@@ -24,12 +24,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import lab_helpers
 import pytest
 
 from krios import lab
@@ -44,32 +44,10 @@ WORKERS = 2
 TOKEN = re.compile(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b")
 
 
-def _script(name: str) -> Path:
-    out = subprocess.run(["bash", str(REPO / "scripts" / name)], check=True, capture_output=True, text=True,
-                         timeout=3600)
-    return Path(out.stdout.strip().splitlines()[-1])
-
-
 @pytest.fixture(scope="module")
 def lab_env(tmp_path_factory):
-    if shutil.which("podman") is None:
-        subprocess.run(["bash", str(REPO / "scripts" / "install-system-deps.sh")], check=True, timeout=900)
-    bin_dir = _script("build-control-plane.sh")
-    images = _script("build-node-images.sh")
-    base = tmp_path_factory.mktemp("lab")
-    state_dir = base / ".krios" / "lab"
-    name = f"krios-t{os.getpid() % 10000}"
-    state = lab.up(workers=WORKERS, clients=1, state_dir=state_dir, name=name, subnet="10.214.0.0/24")
-    env = {"state": state, "base": base, "bin": bin_dir, "images": images, "name": name}
-    try:
+    with lab_helpers.lab_env(tmp_path_factory.mktemp("lab"), "krios-t", "10.214.0.0/24", workers=WORKERS) as env:
         yield env
-    finally:
-        lab.down(state_dir)
-        left = subprocess.run(["podman", "ps", "-a", "--filter", f"label=krios.lab={name}", "-q"],
-                              capture_output=True, text=True).stdout.split()
-        assert not left, f"containers left behind: {left}"
-        assert subprocess.run(["podman", "network", "exists", name]).returncode != 0, "network left behind"
-        assert not state_dir.exists(), f"{state_dir} left behind"
 
 
 def _run(env, playbook: str, **extra):
