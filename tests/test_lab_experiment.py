@@ -2,11 +2,12 @@
 
 ``krios lab up`` (1 control, 2 workers, 1 client), then ``playbooks/site.yml``
 through ansible-runner with ``krios_run_emulator`` and ``krios_measure`` on:
-the emulator (module krios_emulator) runs on the controller against the
+the emulator (module krios_emulator) runs on the control node against the
 cluster's API while krios-scheduler and krios-controller run as Deployments and
 move a real pod between real kubelets; the client (module krios_client) runs
-on the client node with krios unpacked there from the controller's wheelhouse;
-its request log is fetched back and merged into the one results run; the sweep
+on the client node; both have krios unpacked from the controller's wheelhouse;
+the emulator's ticks and the client's request log are fetched back and merged
+into the one results run (report.md names both hosts); the sweep
 (module krios_bench) injects its delay with the delay proxy (``krios_injection:
 proxy``) and records the method. Asserted on the run and its report:
 
@@ -175,10 +176,18 @@ def test_experiment_on_lab_nodes(lab_env):
     text = report.read_text()
     print(text[:3000])
 
-    # The emulator ran on the controller; the client on the client node (module results in the job events).
+    # Each phase where the seed runs it: the emulator on the control node (its ticks merged into the
+    # controller's run, with the host recorded), the client on the client node (module results in the job
+    # events), the daemons as Deployments.
     hosts = {e["event_data"].get("task"): e["event_data"].get("host") for e in events if e["event"] == "runner_on_ok"}
     client_node = next(n.hostname for n in env["state"].nodes if n.role == "client")
+    control_node = next(n.hostname for n in env["state"].nodes if n.role == "control")
     assert hosts["Send the requests (the emulation's wall time), every one recorded"].startswith(client_node)
+    emulator_host = st.run(run_id)["meta"]["emulator"]["host"]
+    assert emulator_host.startswith(control_node), emulator_host
+    merged = [e["event_data"]["res"] for e in events if e["event"] == "runner_on_ok"
+              and e["event_data"].get("task") == "Merge the ticks into the controller's run"]
+    assert merged and " ticks rows added" in merged[0]["stdout"], merged
 
     # A real pod moved between real kubelets, each time well before the old satellite left.
     ticks = st.rows(run_id, "ticks")
@@ -224,6 +233,8 @@ def test_experiment_on_lab_nodes(lab_env):
     assert "### schedulingLatency" in text and "krios-scheduler" in text and "default-scheduler" in text
     assert "[" in text.split("### schedulingLatency", 1)[1].split("###", 1)[0]  # bootstrap CIs
     assert '"sweep": "proxy"' in text
+    assert f"requests ({len(reqs)} from {client_host})" in text  # the report names where requests came from
+    assert f'"host": "{emulator_host}"' in text  # and where the emulator ran
 
     # krios_injection: netem renders and checks the exact tc commands on the control node, and stops with one
     # line where the kernel has no netem (this machine) instead of recording a sweep that injected nothing.
@@ -234,6 +245,7 @@ def test_experiment_on_lab_nodes(lab_env):
     tc = [c for cmds in shown for c in cmds]
     assert any(c.startswith("tc qdisc") and "netem delay 50" in c.replace("50.0", "50") for c in tc), tc
     failures = [str(e["event_data"]["res"].get("msg")) for e in events if e["event"] == "runner_on_failed"]
-    assert any("krios_injection: netem:" in m and "cannot apply it" in m for m in failures), failures
+    # The reason is the kernel's (krios netem check on the node), not a missing program.
+    assert any("krios_injection: netem:" in m and "cannot apply it" in m and "sch_netem" in m for m in failures), failures
     (bad,) = [r for r in ResultsStore(db).runs() if r["kind"] == "experiment" and r["id"] != run_id]
     assert bad["status"] == "failed"

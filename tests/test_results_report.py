@@ -70,7 +70,7 @@ def test_report_writes_every_file_and_the_figures_are_real_pngs(db):
     assert f"# Run `{rid}`" in text and "**complete**" in text
     assert "### schedulingLatency" in text and "| krios-scheduler | 25 | 5 | 0 |" in text
     assert "median ratio to `default-scheduler`" in text
-    assert "1 handovers (1 proactive)" in text and "60 requests, 1 failed" in text
+    assert "1 handovers (1 proactive)" in text and "60 requests (60 from unrecorded), 1 failed" in text
     for fig in ("latency_cdf.png", "latency_vs_delay.png", "handover_timeline.png"):
         assert f"]({fig})" in text
     with (out / "summary.csv").open() as fh:

@@ -89,7 +89,7 @@ def _run_section(run: Mapping[str, Any], counts: Mapping[str, int]) -> list[str]
         f"| versions | {', '.join(f'{k} {v}' for k, v in sorted(versions.items())) or '–'} |",
         f"| samples | {', '.join(f'{t}: {n}' for t, n in counts.items() if n) or 'none'} |",
     ]
-    for key in ("injection", "cluster", "kube_version"):
+    for key in ("injection", "emulator", "cluster", "kube_version"):
         if key in meta:
             lines.append(f"| {key} | {_fmt(meta[key]) if not isinstance(meta[key], dict) else json.dumps(meta[key])} |")
     if run["status"] == "incomplete":
@@ -258,8 +258,13 @@ def _emulation_section(
         lat = [float(r["latency_ms"]) for r in requests if r.get("latency_ms") is not None]
         errors = len(requests) - len(lat)
         s = stats.summarize(lat, errors=errors, n_boot=1000)
+        hosts: dict[str, int] = {}
+        for r in requests:
+            host = str(r.get("client_host") or "unrecorded")
+            hosts[host] = hosts.get(host, 0) + 1
+        sent_from = ", ".join(f"{n} from {h}" for h, n in sorted(hosts.items()))
         lines.append(
-            f"- client: {len(requests)} requests, {errors} failed "
+            f"- client: {len(requests)} requests ({sent_from}), {errors} failed "
             f"({100.0 * errors / len(requests):.1f}%); latency p50 {_ci(s, 'p50')} ms, "
             f"p95 {_ci(s, 'p95')} ms, max {_fmt(s['max'])} ms"
         )
