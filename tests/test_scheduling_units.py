@@ -177,7 +177,8 @@ def test_successor_pod_keeps_spec_binds_node_and_records_state() -> None:
     assert [m["name"] for m in spec["containers"][0]["volumeMounts"]] == ["data"]
     assert meta["labels"] == {"leozone": "37_-122", "app": "web", APP_LABEL: "nginx"}
     assert meta["annotations"] == {"note": "x", FROM_ANNOTATION: "nginx", STARTED_ANNOTATION: "1000.500000",
-                                   "krios.io/handover-exit": "1767225700.000"}
+                                   "krios.io/handover-exit": "1767225700.000",
+                                   "krios.io/handover-from-node": "old", "krios.io/handover-from-sat": ""}
     assert pod["spec"]["nodeName"] == "old"  # the original is untouched
     assert app_key(body) == "nginx"
     assert failed_nodes(pod) == {"n1": 3}

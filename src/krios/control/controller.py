@@ -22,12 +22,17 @@ another in-zone satellite above ``P``'s. To move, it makes before it breaks:
 2. creates ``S``: ``P``'s spec with ``nodeName`` set to that node (the
    controller binds directly, since only it knows the "must outlast ``P``"
    constraint; ``schedulerName`` is kept), labels copied plus
-   ``krios.io/app-instance``, annotations ``krios.io/handover-from: P`` and
-   ``krios.io/handover-started: <wall unix s>``. Its name is derived from
+   ``krios.io/app-instance``, annotations ``krios.io/handover-from: P``,
+   ``krios.io/handover-started: <wall unix s>`` and ``P``'s node and satellite
+   (``krios.io/handover-from-node``, ``krios.io/handover-from-sat``). Its name is derived from
    ``P``'s uid and the attempt number, so a create repeated after a crash or a
    lost answer is idempotent (409);
 3. once ``S`` is Ready (and its satellite is in the zone, or ``P``'s has left),
-   deletes ``P``.
+   deletes ``P``, then marks ``S`` done (``krios.io/handover-completed: <emulated
+   unix s>``) and records the handover (``on_handover``). A successor whose
+   ``P`` is gone but that is not marked done -- its controller was killed
+   between the delete and the mark -- is marked and recorded by whichever
+   controller leads next, so a crash loses no handover row.
 
 If ``S`` is not Ready within ``ready_timeout_s`` (wall seconds) the failure is
 recorded on ``P`` (annotation ``krios.io/handover-failed: node=sat,...``; those
@@ -91,6 +96,11 @@ FROM_ANNOTATION = HANDOVER_FROM_ANNOTATION
 STARTED_ANNOTATION = HANDOVER_STARTED_ANNOTATION
 EXIT_ANNOTATION = HANDOVER_EXIT_ANNOTATION
 FAILED_ANNOTATION = HANDOVER_FAILED_ANNOTATION
+#: On a successor: the node and satellite of the copy it replaces (recorded even if the controller crashes).
+FROM_NODE_ANNOTATION = f"{ANNOTATION_PREFIX}handover-from-node"
+FROM_SAT_ANNOTATION = f"{ANNOTATION_PREFIX}handover-from-sat"
+#: On a successor: the emulated unix s its handover completed (old copy deleted, row recorded).
+COMPLETED_ANNOTATION = f"{ANNOTATION_PREFIX}handover-completed"
 _TOKEN_VOLUME = re.compile(r"^(kube-api-access-[a-z0-9]+|.+-token-[a-z0-9]{5})$")
 
 
@@ -115,8 +125,10 @@ def successor_name(app: str, pod: Obj, attempt: int) -> str:
     return f"{app[:52].rstrip('-.')}-{digest}"
 
 
-def successor_body(pod: Obj, app: str, node: str, name: str, exit_time: float, wall: float) -> Obj:
-    """The successor of ``pod``: same spec bound to ``node``, labels plus the handover state."""
+def successor_body(pod: Obj, app: str, node: str, name: str, exit_time: float, wall: float,
+                   from_sat: int | None = None) -> Obj:
+    """The successor of ``pod``: same spec bound to ``node``, labels plus the handover state
+    (``from_sat``: the satellite of ``pod``'s node, recorded with its node for the handover row)."""
     meta = pod["metadata"]
     spec = copy.deepcopy(pod.get("spec") or {})
     spec["nodeName"] = node
@@ -132,6 +144,8 @@ def successor_body(pod: Obj, app: str, node: str, name: str, exit_time: float, w
         FROM_ANNOTATION: meta["name"],
         STARTED_ANNOTATION: f"{wall:.6f}",
         EXIT_ANNOTATION: "nan" if math.isnan(exit_time) else f"{exit_time:.3f}",
+        FROM_NODE_ANNOTATION: pod_node(pod) or "",
+        FROM_SAT_ANNOTATION: "" if from_sat is None else str(from_sat),
     })
     return {
         "apiVersion": "v1",
@@ -188,8 +202,10 @@ class Controller(Daemon):
         Longest sleep between two passes over the managed pods (wall seconds).
     on_handover:
         Called with a ``handovers`` row (:mod:`krios.results.schema`: ``t_sim``,
-        ``from_node``, ``to_node``, ``from_sat``, ``to_sat``, ``lead_s``, ``mode``)
-        after each completed handover, e.g. to record it in the results store.
+        ``from_node``, ``to_node``, ``from_sat``, ``to_sat``, ``lead_s``, ``mode``,
+        ``app`` = ``<namespace>/<app key>``) after each completed handover, e.g. to
+        record it in the results store; exactly once per handover, also across a
+        controller crash (see the module docstring).
     """
 
     component = CONTROLLER_NAME
@@ -209,12 +225,12 @@ class Controller(Daemon):
         on_handover: Callable[[dict[str, Any]], None] | None = None,
         **kw: Any,
     ) -> None:
+        self.lookahead_s = float(lookahead_s)  # before the daemon sizes its lease from it
         super().__init__(api, constellation, **kw)
         self.on_handover = on_handover
         self.scheduler_name = scheduler_name
         self.policy = policies.check_policy(policy)
         self.mode = handover.check_mode(mode)
-        self.lookahead_s = float(lookahead_s)
         self.ready_timeout_s = float(ready_timeout_s)
         self.resync_s = float(resync_s)
         self._rng = random.Random(seed)
@@ -227,6 +243,7 @@ class Controller(Daemon):
             inf.add_handler(lambda *_: self._wake.set())
         self._thread: threading.Thread | None = None
         self._noted: dict[str, str] = {}  # pod key -> last "waiting" note (log/event dedupe)
+        self._completed: set[str] = set()  # uids of successors this process marked done (the cache may lag)
         #: Counters: handovers started/completed/failed, API errors.
         self.stats = Counter()
 
@@ -299,6 +316,8 @@ class Controller(Daemon):
             src = annotations(pod).get(FROM_ANNOTATION)
             if src in by_name and src != name_of(pod):
                 continue  # a successor still in flight: handled with its predecessor
+            if src and src != name_of(pod) and COMPLETED_ANNOTATION not in annotations(pod):
+                self._recover(app, pod, src, nodes, now)
             if name_of(pod) in successors:
                 nxt = min(nxt, self._progress(app, pod, successors[name_of(pod)], nodes, now, wall))
             elif pod_ready(pod):
@@ -369,7 +388,7 @@ class Controller(Daemon):
         self._noted.pop(key, None)
         attempt = len(failed_nodes(pod))
         name = successor_name(app, pod, attempt)
-        body = successor_body(pod, app, best.node, name, exit_time, wall)
+        body = successor_body(pod, app, best.node, name, exit_time, wall, from_sat=sat)
         ns = pod["metadata"]["namespace"]
         try:
             self.client.post(pod_path(ns), body)
@@ -401,7 +420,7 @@ class Controller(Daemon):
                 return wall + self.resync_s
             if self._delete(pod, f"replaced by {name_of(keep)}"):
                 self.stats["completed"] += 1
-                self._record(pod, keep, nodes, now)
+                self._complete(app, keep, nodes, now, old=pod)
                 self.events.event(keep, "Normal", "HandoverCompleted", "Handover",
                                   f"replaced {name_of(pod)} on {pod_node(pod)} by {name_of(keep)} on {pod_node(keep)}",
                                   related=pod)
@@ -423,19 +442,53 @@ class Controller(Daemon):
             nxt = min(nxt, wall + self.resync_s)
         return nxt
 
-    def _record(self, old: Obj, new: Obj, nodes: dict[str, Obj], now: float) -> None:
+    def _recover(self, app: str, succ: Obj, src: str, nodes: dict[str, Obj], now: float) -> None:
+        """Finish the record of a handover whose controller died after deleting the old copy."""
+        notes = annotations(succ)
+        if FROM_NODE_ANNOTATION not in notes or not pod_ready(succ) or succ["metadata"].get("uid") in self._completed:
+            return  # made before this annotation existed, not serving yet, or just completed here
+        if self.pods.get(f"{succ['metadata']['namespace']}/{src}") is not None:
+            return  # the old copy still exists (terminating): its delete is under way
+        log.info("%s: completing the record of a handover from %s (its controller stopped after the delete)",
+                 object_key(succ), src)
+        self._complete(app, succ, nodes, now)
+
+    def _complete(self, app: str, new: Obj, nodes: dict[str, Obj], now: float, old: Obj | None = None) -> None:
+        """Mark ``new`` done (so no later controller records it again), then record the row."""
+        meta = new["metadata"]
+        if len(self._completed) > 10_000:
+            self._completed.clear()
+        self._completed.add(meta.get("uid"))
+        try:
+            self.client.patch(pod_path(meta["namespace"], meta["name"]),
+                              {"metadata": {"annotations": {COMPLETED_ANNOTATION: f"{now:.3f}"}}})
+        except Exception as exc:
+            if status_of(exc) == 404:
+                return
+            log.warning("%s: cannot mark the handover completed: %s", object_key(new), status_of(exc) or exc)
+        self._record(app, new, nodes, now, old)
+
+    def _record(self, app: str, new: Obj, nodes: dict[str, Obj], now: float, old: Obj | None = None) -> None:
+        """The ``handovers`` row; the old copy's node and satellite from ``new``'s annotations, else (a
+        successor made by an older controller) from ``old`` as it is now."""
         if self.on_handover is None:
             return
-        sats = []
-        for pod in (old, new):
-            node = nodes.get(pod_node(pod) or "")
-            sats.append(self.sat_of(node) if node is not None else None)
+        notes = annotations(new)
+        node = nodes.get(pod_node(new) or "")
+        from_sat = notes.get(FROM_SAT_ANNOTATION) or ""
+        from_node = notes.get(FROM_NODE_ANNOTATION) or (pod_node(old) if old is not None else None)
+        if not from_sat and FROM_NODE_ANNOTATION not in notes and from_node in nodes:
+            sat = self.sat_of(nodes[from_node])
+            from_sat = "" if sat is None else str(sat)
         try:
-            exit_time = float(annotations(new).get(EXIT_ANNOTATION) or "nan")
+            exit_time = float(notes.get(EXIT_ANNOTATION) or "nan")
         except ValueError:
             exit_time = math.nan
-        row = {"t_sim": now, "from_node": pod_node(old), "to_node": pod_node(new), "from_sat": sats[0],
-               "to_sat": sats[1], "lead_s": None if math.isnan(exit_time) else exit_time - now, "mode": self.mode}
+        row = {"t_sim": now, "from_node": from_node or None, "to_node": pod_node(new),
+               "from_sat": int(from_sat) if from_sat.lstrip("-").isdigit() else None,
+               "to_sat": self.sat_of(node) if node is not None else None,
+               "lead_s": None if math.isnan(exit_time) else exit_time - now, "mode": self.mode,
+               "app": f"{new['metadata']['namespace']}/{app}"}
         try:
             self.on_handover(row)
         except Exception:

@@ -31,7 +31,7 @@ from krios.kube.client import RawClient, configmap_path, node_path
 from krios.kube.clock import Clock
 from krios.kube.config import client_with_pool
 from krios.kube.informer import Informer, Obj
-from krios.kube.leader import LeaderElector, default_identity
+from krios.kube.leader import LeaderElector, default_identity, lease_timing
 from krios.kube.names import (
     CLOCK_CONFIGMAP,
     CLOCK_KEY,
@@ -86,7 +86,11 @@ class DaemonConfig:
     burst: int = D.KUBE_API_BURST
     leader_elect: bool = True
     lease_namespace: str = D.LEASE_NAMESPACE
-    lease_timing_s: tuple[float, float, float] = (D.LEASE_DURATION_S, D.RENEW_DEADLINE_S, D.RETRY_PERIOD_S)
+    #: Lease duration, renew deadline, retry period (wall s); ``None``: sized from the handover
+    #: lookahead and the emulated clock's rate (:func:`krios.kube.leader.lease_timing`), followed live.
+    lease_timing_s: tuple[float, float, float] | None = None
+    #: Take the Lease at once from a leader whose process died on this host (else wait for the expiry).
+    lease_take_over_dead: bool = True
 
     #: Config field -> scenario key (:func:`krios.config.resolve.from_scenario`).
     SCENARIO_KEYS: ClassVar[dict[str, str]] = {
@@ -108,10 +112,11 @@ class DaemonConfig:
         if self.default_radius_km > 2000.0:  # krios.orbits.zones.Zone's limit
             raise resolve.field_error("default_radius_km", self.default_radius_km, "must be within [0, 2000] km")
         resolve.check_positive(self, "horizon_s")
-        lease, renew, retry = self.lease_timing_s
-        if not 0 < retry < renew < lease:
-            raise resolve.field_error("lease_timing_s", self.lease_timing_s,
-                                      "need 0 < retry period < renew deadline < lease duration")
+        if self.lease_timing_s is not None:
+            lease, renew, retry = self.lease_timing_s
+            if not 0 < retry < renew < lease:
+                raise resolve.field_error("lease_timing_s", self.lease_timing_s,
+                                          "need 0 < retry period < renew deadline < lease duration")
         if self.qps < 0:
             raise resolve.field_error("qps", self.qps, "must be >= 0")
         if self.burst < 1:
@@ -127,20 +132,39 @@ class ZoneTrackers:
 
     Calls go through :meth:`call`, which holds the tracker's lock: the
     trackers cache pass predictions and the daemons use them from several threads.
+    Subclasses change what is kept by overriding :attr:`max_zones` and
+    :meth:`_evict_locked` (the scheduler keeps every zone a pending pod names).
+    ``builds`` counts the trackers ever made.
     """
 
     def __init__(self, constellation: Any, horizon_s: float = D.TRACKER_HORIZON_S, max_zones: int = 64) -> None:
         self.constellation = constellation
         self.horizon_s = horizon_s
-        self.max_zones = max_zones
+        self.builds = 0
+        self._max_zones = max_zones
         self._lock = threading.Lock()
         self._trackers: OrderedDict[tuple, tuple[Any, threading.Lock]] = OrderedDict()
+
+    @property
+    def max_zones(self) -> int:
+        """How many trackers are kept."""
+        return self._max_zones
 
     @staticmethod
     def zone_key(zone: Any) -> tuple:
         return (zone.lat_deg, zone.lon_deg, zone.radius_km, zone.min_elevation_deg)
 
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._trackers)
+
+    def _evict_locked(self) -> None:
+        """Drop the least recently used trackers beyond :attr:`max_zones` (``_lock`` held)."""
+        while len(self._trackers) > self.max_zones:
+            self._trackers.popitem(last=False)
+
     def get(self, zone: Any) -> tuple[Any, threading.Lock]:
+        """``(tracker, its lock)`` for ``zone``, made now if there is none."""
         from krios.orbits.passes import ZoneTracker
 
         key = self.zone_key(zone)
@@ -149,11 +173,13 @@ class ZoneTrackers:
             if entry is not None:
                 self._trackers.move_to_end(key)
                 return entry
-        tracker = ZoneTracker(self.constellation, zone, horizon_s=self.horizon_s)
+        tracker = ZoneTracker(self.constellation, zone, horizon_s=self.horizon_s)  # outside the lock: tens of ms
         with self._lock:
-            entry = self._trackers.setdefault(key, (tracker, threading.Lock()))
-            while len(self._trackers) > self.max_zones:
-                self._trackers.popitem(last=False)
+            entry = self._trackers.get(key)
+            if entry is None:
+                entry = self._trackers[key] = (tracker, threading.Lock())
+                self.builds += 1
+                self._evict_locked()
             return entry
 
     def call(self, zone: Any, fn: Callable[[Any], Any]) -> Any:
@@ -188,13 +214,23 @@ class Daemon:
         Campaign for the Lease ``<lease_namespace>/<component>``; without it the
         daemon acts at once (single replica).
     lease_timing_s:
-        Lease duration, renew deadline and retry period (client-go's 15, 10, 2 s).
+        Lease duration, renew deadline and retry period (wall s). ``None`` (the
+        default): :func:`krios.kube.leader.lease_timing` of :attr:`lookahead_s`
+        and the emulated clock's rate, resized whenever the ``krios-clock``
+        ConfigMap changes the rate (a leader killed mid-handover is replaced
+        well within the lookahead at any clock rate).
+    lease_take_over_dead:
+        Take the Lease at once from a leader whose process is gone from this
+        host (:func:`krios.kube.leader.holder_is_dead`); ``False``: wait for
+        the expiry, as replicas on other machines do.
     clock:
         A fixed emulated clock; default: follow the ``krios-clock`` ConfigMap
         (real time while there is none).
     """
 
     component = "krios-daemon"
+    #: Handover lookahead (emulated s) the automatic lease sizing uses; the controller sets its own.
+    lookahead_s: float = D.LOOKAHEAD_S
 
     def __init__(
         self,
@@ -209,7 +245,8 @@ class Daemon:
         horizon_s: float = D.TRACKER_HORIZON_S,
         leader_elect: bool = True,
         lease_namespace: str = SYSTEM_NAMESPACE,
-        lease_timing_s: tuple[float, float, float] = DaemonConfig.lease_timing_s,
+        lease_timing_s: tuple[float, float, float] | None = None,
+        lease_take_over_dead: bool = True,
         identity: str | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -243,12 +280,14 @@ class Daemon:
         self._stop = threading.Event()
         self.configmaps.add_handler(self._on_configmap)
         self.elector: LeaderElector | None = None
+        self.auto_lease = lease_timing_s is None
         if leader_elect:
+            timing = lease_timing_s or lease_timing(self.lookahead_s, self._clock.rate)
             self.elector = LeaderElector(
                 RawClient(client_with_pool(api, 2), 0, 1), lease_namespace, self.component, self.identity,
-                lease_duration_s=lease_timing_s[0], renew_deadline_s=lease_timing_s[1],
-                retry_period_s=lease_timing_s[2],
+                lease_duration_s=timing[0], renew_deadline_s=timing[1], retry_period_s=timing[2],
                 on_started=self.on_started_leading, on_stopped=self.on_stopped_leading,
+                take_over_dead=lease_take_over_dead,
             )
 
     def prewarm(self, zone: Any) -> None:
@@ -333,6 +372,7 @@ class Daemon:
             if clock != self._clock:
                 self._clock = clock
                 log.info("clock: %s", clock)
+                self._size_lease()
                 self.on_world_changed()
         elif name == LATENCY_CONFIGMAP:
             try:
@@ -343,6 +383,16 @@ class Daemon:
             # the emulator republishes the matrix every tick (several per second when
             # accelerated): re-evaluate at most once per second, but never miss the last one
             self._throttled_world_changed()
+
+    def _size_lease(self) -> None:
+        """With automatic lease timing, follow the clock's rate (:func:`krios.kube.leader.lease_timing`)."""
+        if self.elector is None or not self.auto_lease:
+            return
+        timing = lease_timing(self.lookahead_s, self._clock.rate)
+        if timing != self.elector.timing:
+            self.elector.set_timing(*timing)
+            log.info("lease %g s, renew deadline %.2g s, retry %.2g s (lookahead %g emulated s at %gx)",
+                     *timing, self.lookahead_s, self._clock.rate)
 
     def _throttled_world_changed(self) -> None:
         with self._warn_lock:

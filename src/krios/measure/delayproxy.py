@@ -27,6 +27,7 @@ import ipaddress
 import json
 import logging
 import os
+import secrets
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -293,9 +294,27 @@ def proxied_kubeconfig(kubeconfig: str | os.PathLike[str], server: str, out: str
                 user[key] = str((src.parent / user[key]).resolve())
     dest = Path(out)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    dest.chmod(0o600)
+    write_secret(dest, yaml.safe_dump(cfg, sort_keys=False))
     return dest
+
+
+def write_secret(dest: Path, text: str) -> None:
+    """Write ``text`` (credentials: a token, a key) to ``dest``, readable by its owner only at every moment.
+
+    The bytes go into a new file created with mode 0600 (``O_EXCL``, whatever the
+    umask) beside ``dest``, which then replaces ``dest`` atomically: no file
+    holding them is ever wider than 0600, not even for an instant, and an existing
+    ``dest`` with a wider mode is replaced rather than rewritten in place.
+    """
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def kubeconfig_server(kubeconfig: str | os.PathLike[str]) -> str:

@@ -143,6 +143,9 @@ class ResultsStore:
         self.close()
 
     def _migrate(self) -> None:
+        """Create missing tables and add missing columns (``ALTER TABLE ... ADD COLUMN``): a database
+        of an older schema version (:data:`krios.results.schema.SCHEMA_HISTORY`) keeps its rows, which
+        read NULL in the new columns; a newer database keeps its version number."""
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             for stmt in schema.create_statements():
@@ -154,7 +157,9 @@ class ResultsStore:
                     if name not in have:
                         kind = kind.replace("PRIMARY KEY", "").replace("NOT NULL", "")
                         self._conn.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {kind}')
-            self._conn.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION}")
+            have_version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            if have_version < schema.SCHEMA_VERSION:  # v1, v2 -> v3: the columns were added above
+                self._conn.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION}")
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
