@@ -207,8 +207,9 @@ def test_scenario_choices_mirror_the_control_layer():
     from krios.config.scenarios import CHOICES
     from krios.control.handover import MODES
     from krios.control.policies import POLICIES
+    from krios.orbits.rtt import RTT_MODELS
 
-    assert CHOICES == {"policy": POLICIES, "handover.mode": MODES}
+    assert CHOICES == {"policy": POLICIES, "handover.mode": MODES, "latency.rtt_model": RTT_MODELS}
 
 
 @pytest.mark.parametrize("argv", [

@@ -1,4 +1,4 @@
-"""``krios constellation generate``, ``krios visible``, ``krios passes`` and ``krios bench orbits``."""
+"""``krios constellation generate|import``, ``krios visible``, ``krios passes`` and ``krios bench orbits``."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ import math
 import sys
 from typing import Any
 
+from krios.cli.flags import accept_negative_zones
 from krios.config import defaults as D
 from krios.errors import ConfigError
 
 DEFAULT_EPOCH = D.EPOCH
+#: The RTT models (:data:`krios.orbits.rtt.RTT_MODELS`, also ``latency.rtt_model`` in a scenario).
+RTT_MODEL_CHOICES = ("physical", "krios-emulator")
 
 
 def _add_source(parser: argparse.ArgumentParser) -> None:
@@ -24,9 +27,10 @@ def _add_source(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_zone(parser: argparse.ArgumentParser) -> None:
+    accept_negative_zones(parser)
     zone = parser.add_argument_group("zone")
     zone.add_argument("--zone", required=True, metavar="LAT_LON",
-                      help="zone centre as a leozone label, e.g. 37.7749_-122.4194 (degrees)")
+                      help="zone centre as a leozone label, e.g. 37.7749_-122.4194 or -33.87_151.21 (degrees)")
     zone.add_argument("--radius-km", default="0", metavar="KM",
                       help="zone radius: in the zone = above the minimum elevation from every "
                       "point within this distance of the centre (default 0: the centre)")
@@ -56,6 +60,28 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     gen.add_argument("--list", action="store_true", help="list the presets and exit")
     gen.set_defaults(func=cmd_generate)
 
+    imp = con_sub.add_parser(
+        "import", help="filter a real TLE snapshot (e.g. CelesTrak's) to one shell",
+        description="Read a 3-line TLE snapshot, drop duplicate (same catalog number: the newest\n"
+        "epoch is kept) and decayed satellites with a warning, keep those in the shell\n"
+        "(inclination band, mean-altitude band from the mean motion, name pattern), report\n"
+        "the epoch spread and write the shell as a TLE file for --tles or a scenario's\n"
+        "constellation.tles.",
+        epilog="example (Starlink shell 1 out of CelesTrak's starlink group):\n"
+        "  krios constellation import starlink.tle --name '^STARLINK' --inclination-deg 52.9:53.1 \\\n"
+        "      --altitude-km 535:565 -o shell1.tle",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    imp.add_argument("file", metavar="FILE", help="the snapshot: 3-line (or 2-line) TLE file")
+    imp.add_argument("-o", "--output", required=True, metavar="FILE", help="TLE file to write")
+    imp.add_argument("--inclination-deg", metavar="LOW:HIGH", help="inclination band, deg (default: any)")
+    imp.add_argument("--altitude-km", metavar="LOW:HIGH",
+                     help="mean-altitude band from the mean motion, km (default: any)")
+    imp.add_argument("--name", metavar="REGEX", help="regular expression searched in each name (default: any)")
+    imp.add_argument("--decay-floor-km", type=float, default=None, metavar="KM",
+                     help="drop as decayed below this mean altitude (default 200)")
+    imp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    imp.set_defaults(func=cmd_import)
+
     vis = sub.add_parser(
         "visible", help="satellites in a zone at an instant",
         description="Satellites in the zone at --at (default now): elevation, azimuth and range "
@@ -63,6 +89,9 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     _add_source(vis)
     _add_zone(vis)
     vis.add_argument("--at", metavar="ISO", help="instant (default now)")
+    vis.add_argument("--rtt-model", choices=RTT_MODEL_CHOICES, metavar="MODEL",
+                     help="also print each satellite's client RTT under this model: "
+                     f"{' or '.join(RTT_MODEL_CHOICES)} (docs/guide/fidelity.md)")
     vis.add_argument("--json", action="store_true", help="print a JSON list")
     vis.set_defaults(func=cmd_visible)
 
@@ -150,6 +179,38 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from krios.orbits import snapshot
+
+    flt = snapshot.ShellFilter(
+        inclination_deg=None if args.inclination_deg is None
+        else snapshot.parse_range(args.inclination_deg, "--inclination-deg"),
+        altitude_km=None if args.altitude_km is None else snapshot.parse_range(args.altitude_km, "--altitude-km"),
+        name=args.name,
+        decay_floor_km=snapshot.DECAY_FLOOR_KM if args.decay_floor_km is None else args.decay_floor_km,
+    )
+    if not (math.isfinite(flt.decay_floor_km) and flt.decay_floor_km >= 0):
+        raise ConfigError("must be a number of km >= 0", source="--decay-floor-km", field=str(args.decay_floor_km))
+    try:
+        result = snapshot.import_snapshot(args.file, flt)
+    except ConfigError as err:
+        if err.source == "name":  # a bad --name pattern
+            raise ConfigError(err.message, source="--name", field=err.field) from None
+        raise
+    snapshot.write_shell(result, args.output)
+    for line in result.warnings():
+        print(f"krios: warning: {line}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({**result.as_dict(), "output": args.output, "filter": flt.describe()}, indent=1))
+        return 0
+    assert result.spread is not None and result.snapshot_spread is not None
+    print(f"read {result.read} element sets from {args.file}; dropped {len(result.duplicates)} duplicate, "
+          f"{len(result.decayed)} decayed; {result.outside} outside the shell ({flt.describe()})")
+    print(f"wrote {len(result.kept)} satellites to {args.output}: {result.spread.describe()}")
+    print(f"the whole snapshot: {result.snapshot_spread.describe()}")
+    return 0
+
+
 def cmd_visible(args: argparse.Namespace) -> int:
     from krios.config.times import iso, parse_time
     from krios.orbits.passes import ZoneTracker
@@ -165,18 +226,27 @@ def cmd_visible(args: argparse.Namespace) -> int:
              "elevation_deg": round(float(elev[k]), 4), "azimuth_deg": round(float(az[k]), 4),
              "range_km": round(float(rng[k]), 3), "seconds_to_exit": round(c.remaining_s, 2)}
             for k, c in enumerate(cands)]
+    if args.rtt_model:
+        from krios.orbits.rtt import LatencyModel
+
+        model = LatencyModel(zone, per_hop_ms=D.PER_HOP_MS, hop_km=D.HOP_KM, rtt_model=args.rtt_model)
+        rtt = model.client_rtt_ms(constellation.positions(ids, at)) if ids else []
+        for r, ms in zip(rows, rtt, strict=True):
+            r.update(rtt_ms=round(float(ms), 3), rtt_model=args.rtt_model)
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
     print(f"{len(rows)} of {len(constellation)} satellites in zone {zone.label} "
           f"(radius {zone.radius_km:g} km, min elevation {zone.min_elevation_deg:g} deg) "
-          f"at {iso(at)}")
+          f"at {iso(at)}" + (f", client RTT model {args.rtt_model}" if args.rtt_model else ""))
     if rows:
+        rtt_head = f" {'rtt_ms':>7}" if args.rtt_model else ""
         print(f"{'sat_id':>6}  {'name':<22} {'elev_deg':>8} {'az_deg':>7} {'range_km':>9} "
-              f"{'exit_in_s':>9}")
+              f"{'exit_in_s':>9}{rtt_head}")
         for r in rows:
+            rtt_col = f" {r['rtt_ms']:>7.1f}" if args.rtt_model else ""
             print(f"{r['sat_id']:>6}  {r['name'][:22]:<22} {r['elevation_deg']:>8.2f} "
-                  f"{r['azimuth_deg']:>7.2f} {r['range_km']:>9.1f} {r['seconds_to_exit']:>9.1f}")
+                  f"{r['azimuth_deg']:>7.2f} {r['range_km']:>9.1f} {r['seconds_to_exit']:>9.1f}{rtt_col}")
     return 0
 
 

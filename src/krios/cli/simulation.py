@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from krios.cli.flags import accept_negative_zones
 from krios.config import defaults as D
 from krios.sim.model import POLICY_SPECS
 
@@ -41,10 +42,11 @@ def add_common(parser: argparse.ArgumentParser) -> None:
 
 def add_zones(parser: argparse.ArgumentParser) -> None:
     """Zone selection options of ``krios simulate``."""
+    accept_negative_zones(parser)
     zones = parser.add_argument_group("zones (default: --scenario sf_4workers)")
     zones.add_argument("--scenario", action="append", metavar="NAME", help="a scenario's zone (repeatable)")
     zones.add_argument("--zone", action="append", metavar="LAT_LON",
-                       help="a zone as a leozone label, e.g. 37.77_-122.41 (repeatable)")
+                       help="a zone as a leozone label, e.g. 37.77_-122.41 or -33.87_151.21 (repeatable)")
     zones.add_argument("--all-scenarios", action="store_true", help="every scenario's zone")
     zones.add_argument("--radius-km", type=float, metavar="KM",
                        help=f"zone radius (default: the scenario's; {D.SIM_ZONE_RADIUS_KM:g} for --zone)")
@@ -63,6 +65,9 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     )
     add_zones(p)
     add_common(p)
+    p.add_argument("--rtt-model", choices=("physical", "krios-emulator"), metavar="MODEL",
+                   help="client RTT model: physical or krios-emulator (default: each scenario's "
+                   f"latency.rtt_model, else {D.RTT_MODEL}; docs/guide/fidelity.md)")
     p.add_argument("--duration", default=D.SIM_DURATION, metavar="D",
                    help=f"simulated time, e.g. 90m, 24h (default {D.SIM_DURATION})")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
@@ -92,6 +97,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     for name, count in result.passes.items():
         if count == 0:
             print(f"krios: warning: zone {name}: no satellite of {result.constellation} enters it", file=sys.stderr)
+    if result.epoch_warning:
+        print(f"krios: warning: {result.epoch_warning}", file=sys.stderr)
     if args.output:
         paths = simulate.write_outputs(Path(args.output), result)
         if not args.json:

@@ -114,8 +114,10 @@ class EmulatorConfig:
         (default: the scenario's ``handover.lookahead_s``) is the controller's
         proactive lead; successors are chosen to enter the zone at least
         ``lookahead_s`` + :data:`~krios.config.defaults.SUCCESSOR_MARGIN_S` before
-        the satellite they follow leaves.
+        the satellite they follow leaves. ``rtt_model`` (``physical`` or
+        ``krios-emulator``) overrides the scenario's ``latency.rtt_model``.
         """
+        rtt_model = overrides.pop("rtt_model", None)  # chooses the latency model, not a field of its own
         lead = overrides.get("lookahead_s")
         if lead is None:
             lead = resolve.scenario_value(scenario, "handover.lookahead_s", D.LOOKAHEAD_S)
@@ -124,7 +126,7 @@ class EmulatorConfig:
             "zone": Zone.from_scenario(scenario),
             "leozone": scenario.leozone,
             "constellation": Constellation.from_scenario(scenario),
-            "latency": LatencyModel.from_scenario(scenario),
+            "latency": LatencyModel.from_scenario(scenario, rtt_model=rtt_model),
         }
         if isinstance(lead, int | float):
             derived["overlap_s"] = float(lead) + D.SUCCESSOR_MARGIN_S
@@ -226,7 +228,7 @@ class Emulator:
         self.clock: Clock | None = None
         meta = {"nodes": self.nodes, "start": iso(config.start), "duration_s": config.duration_s,
                 "acceleration": config.acceleration, "tick_s": config.tick_s, "horizon_s": config.horizon_s,
-                "leozone": config.leozone}  # fmt: skip
+                "leozone": config.leozone, "rtt_model": config.latency.rtt_model}  # fmt: skip
         #: First tick index (``t_sim = start + k * tick_s``) and its emulated time; > 0 when resuming.
         self.first_tick = 0
         self.resumed_from: float | None = None  # t_sim of the run's last stored tick, when resuming
@@ -400,7 +402,8 @@ class Emulator:
             put_configmap(self.client, SYSTEM_NAMESPACE, MAPPING_CONFIGMAP,
                           {MAPPING_KEY: json.dumps(record, sort_keys=True)}, timeout=REQUEST_TIMEOUT_S)
             put_configmap(self.client, SYSTEM_NAMESPACE, LATENCY_CONFIGMAP,
-                          {LATENCY_KEY: json.dumps(matrix_document(t_sim, rtt))}, timeout=REQUEST_TIMEOUT_S)
+                          {LATENCY_KEY: json.dumps(matrix_document(t_sim, rtt, self.config.latency.rtt_model))},
+                          timeout=REQUEST_TIMEOUT_S)
         except Exception as exc:
             self.stats.api_errors += 1
             log.warning("cannot publish the mapping/latency ConfigMaps (%s)", _short(exc))
@@ -468,6 +471,7 @@ class Emulator:
             "successor_ok_ticks": st.successor_ok,
             "api_errors": st.api_errors,
             "emulated_s": self.config.duration_s,
+            "rtt_model": self.config.latency.rtt_model,
             "resumed_from": iso(self.resumed_from) if self.resumed_from is not None else None,
             "first_tick": self.first_tick,
             "wall_s": round(wall_s, 3),

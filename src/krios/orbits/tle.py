@@ -121,9 +121,25 @@ def parse_tles(text: str, source: str = "<tles>") -> list[TLE]:
     record gets the name ``NORAD <catalog>``. A name line may start with ``0 ``
     (the Space-Track 3LE form); that prefix is dropped.
     """
+    return [tle for _lineno, tle in parse_tle_records(text, source)]
+
+
+def check_orbit(tle: TLE, lineno: int, source: str) -> None:
+    """Raise :class:`ConfigError` naming ``source`` and ``line lineno`` if krios's LEO model
+    cannot propagate ``tle`` (the orbit checks of :func:`parse_tles`)."""
+    _check_orbit(tle.line1, tle.line2, lineno, tle.name, source)
+
+
+def parse_tle_records(text: str, source: str = "<tles>", *, check_orbits: bool = True) -> list[tuple[int, TLE]]:
+    """:func:`parse_tles`'s element sets with the file line number of each one's line 2.
+
+    With ``check_orbits=False`` only the lines are checked (format, checksum,
+    catalog numbers), so that a caller can drop unpropagable satellites itself
+    (:func:`check_orbit`; :mod:`krios.orbits.snapshot`).
+    """
     lines = [(i + 1, raw.rstrip("\r\n").rstrip()) for i, raw in enumerate(text.splitlines())]
     lines = [(n, s) for n, s in lines if s.strip()]
-    tles: list[TLE] = []
+    tles: list[tuple[int, TLE]] = []
     i = 0
     while i < len(lines):
         lineno, first = lines[i]
@@ -151,23 +167,29 @@ def parse_tles(text: str, source: str = "<tles>") -> list[TLE]:
             raise ConfigError(
                 f"catalog number {l2[2:7].strip()!r} differs from line 1's {l1[2:7].strip()!r}",
                 source=source, field=f"line {l2_no} ({label})")
-        _check_orbit(l1, l2, l2_no, label, source)
-        tles.append(TLE(name or f"NORAD {l1[2:7].strip()}", l1, l2))
+        if check_orbits:
+            _check_orbit(l1, l2, l2_no, label, source)
+        tles.append((l2_no, TLE(name or f"NORAD {l1[2:7].strip()}", l1, l2)))
     return tles
 
 
-def load_tles(path: str | os.PathLike[str]) -> list[TLE]:
-    """Element sets from a TLE file; a missing or unreadable file is a :class:`ConfigError`."""
+def read_tle_text(path: str | os.PathLike[str]) -> str:
+    """The text of a TLE file; missing, unreadable or not ASCII is one :class:`ConfigError` naming the file."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="ascii", errors="strict")
+        return Path(path).read_text(encoding="ascii", errors="strict")
     except FileNotFoundError:
         raise ConfigError("no such TLE file", source=source) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"not an ASCII TLE file (byte {exc.start})", source=source) from None
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", source=source) from None
-    tles = parse_tles(text, source)
+
+
+def load_tles(path: str | os.PathLike[str]) -> list[TLE]:
+    """Element sets from a TLE file; a missing or unreadable file is a :class:`ConfigError`."""
+    source = str(path)
+    tles = parse_tles(read_tle_text(path), source)
     if not tles:
         raise ConfigError("no element sets in the file", source=source)
     return tles

@@ -36,10 +36,11 @@ from krios.config import defaults as D
 from krios.config import resolve, scenarios
 from krios.config.times import iso, parse_duration, parse_time
 from krios.errors import ConfigError
-from krios.orbits import geometry
+from krios.orbits import geometry, snapshot
 from krios.orbits.constellation import Constellation
 from krios.orbits.passes import ZoneTracker, find_passes
 from krios.orbits.rtt import LatencyModel
+from krios.orbits.snapshot import EpochSpread
 from krios.orbits.walker import WalkerShell
 from krios.orbits.zones import Zone, parse_leozone
 from krios.sim import engine, report
@@ -62,9 +63,11 @@ class ZoneSpec:
     latency: LatencyModel
 
 
-def zone_spec(name: str, zone: Zone, per_hop_ms: float = D.PER_HOP_MS, hop_km: float = D.HOP_KM) -> ZoneSpec:
-    """A :class:`ZoneSpec` whose latency model's client is anywhere in ``zone``."""
-    return ZoneSpec(name, zone, LatencyModel(zone, per_hop_ms=per_hop_ms, hop_km=hop_km))
+def zone_spec(name: str, zone: Zone, per_hop_ms: float = D.PER_HOP_MS, hop_km: float = D.HOP_KM,
+              rtt_model: str = D.RTT_MODEL) -> ZoneSpec:
+    """A :class:`ZoneSpec` whose latency model (``rtt_model``, :data:`krios.orbits.rtt.RTT_MODELS`)
+    has its client anywhere in ``zone``."""
+    return ZoneSpec(name, zone, LatencyModel(zone, per_hop_ms=per_hop_ms, hop_km=hop_km, rtt_model=rtt_model))
 
 
 @dataclass(frozen=True)
@@ -127,15 +130,27 @@ class SimResult:
     cdfs: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     passes: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    #: The element sets' epochs, and a warning when the run is far from them (a TLE file only).
+    epochs: EpochSpread | None = None
+    epoch_warning: str | None = None
+
+    @property
+    def rtt_models(self) -> list[str]:
+        """The client RTT models of the zones, each once, in zone order."""
+        return list(dict.fromkeys(z.latency.rtt_model for z in self.config.zones))
 
     def headline(self) -> str:
-        """One line naming the constellation, zones, time span and settings."""
+        """Lines naming the constellation and its TLE epochs, the zones, time span, settings and RTT model."""
         c = self.config
-        return (
+        line = (
             f"{self.constellation} ({self.satellites} satellites), {len(c.zones)} zone(s), "
             f"{iso(c.start)} + {c.duration_s / 3600:g} h, step {c.step_s:g} s, "
             f"lookahead {c.lookahead_s:g} s, startup {c.startup_s:g} s, seed {c.seed}"
         )
+        line += "\nclient RTT model: " + ", ".join(self.rtt_models)
+        if self.epochs is not None:
+            line += f"; TLE {self.epochs.describe()}"
+        return line
 
     def document(self) -> dict[str, Any]:
         """The JSON document of ``--json`` and ``simulation.json``."""
@@ -152,6 +167,9 @@ class SimResult:
                 "seed": c.seed,
                 "lookahead_s": c.lookahead_s,
                 "startup_s": c.startup_s,
+                "rtt_model": self.rtt_models[0] if len(self.rtt_models) == 1 else self.rtt_models,
+                "tle_epochs": self.epochs.as_dict() if self.epochs is not None else None,
+                "epoch_warning": self.epoch_warning,
                 "policies": [
                     {"name": p.name, "chooser": p.chooser, "mode": p.mode, "follow_best": p.follow_best}
                     for p in c.policies
@@ -164,6 +182,7 @@ class SimResult:
                     "lon_deg": z.zone.lon_deg,
                     "radius_km": z.zone.radius_km,
                     "min_elevation_deg": z.zone.min_elevation_deg,
+                    "rtt_model": z.latency.rtt_model,
                     "per_hop_ms": z.latency.per_hop_ms,
                     "hop_km": z.latency.hop_km,
                     "passes": self.passes.get(z.name, 0),
@@ -265,6 +284,9 @@ def simulate(
     global _WORKER_CONSTELLATION
     config.check()
     result = SimResult(config, getattr(constellation, "source", "constellation"), len(constellation))
+    result.epochs = snapshot.constellation_epochs(constellation.satrecs)
+    if not result.constellation.startswith("shell:"):  # a generated shell's elements are exact by definition
+        result.epoch_warning = snapshot.window_warning(result.epochs, config.start, config.end, result.constellation)
     wall0 = time.perf_counter()
     cpu0 = _cpu_s()
     n_steps = max(0, math.ceil(config.duration_s / config.step_s - 1e-9))
@@ -316,14 +338,16 @@ def _cpu_s() -> float:
 
 
 # -- command-line choices -------------------------------------------------------------
-def _scenario_zone(s: scenarios.Scenario, radius_km: float | None, min_elev: float | None) -> ZoneSpec:
+def _scenario_zone(s: scenarios.Scenario, radius_km: float | None, min_elev: float | None,
+                   rtt_model: str | None = None) -> ZoneSpec:
     zone = Zone.from_scenario(s)
     if radius_km is not None or min_elev is not None:
         zone = _zone(zone.lat_deg, zone.lon_deg,
                      zone.radius_km if radius_km is None else radius_km,
                      zone.min_elevation_deg if min_elev is None else min_elev)
     lat = s.get("latency", {}) or {}
-    return zone_spec(s.name, zone, float(lat.get("per_hop_ms", D.PER_HOP_MS)), float(lat.get("hop_km", D.HOP_KM)))
+    return zone_spec(s.name, zone, float(lat.get("per_hop_ms", D.PER_HOP_MS)), float(lat.get("hop_km", D.HOP_KM)),
+                     rtt_model or str(lat.get("rtt_model", D.RTT_MODEL)))
 
 
 def _zone(lat: float, lon: float, radius_km: float, min_elev: float) -> Zone:
@@ -345,7 +369,8 @@ def zones_from_args(args: Any) -> tuple[list[ZoneSpec], scenarios.Scenario | Non
     if not names and not args.zone:
         names = ["sf_4workers"]
     loaded = [scenarios.load(n) for n in dict.fromkeys(names)]
-    out = [_scenario_zone(s, args.radius_km, args.min_elevation_deg) for s in loaded]
+    rtt_model = getattr(args, "rtt_model", None)
+    out = [_scenario_zone(s, args.radius_km, args.min_elevation_deg, rtt_model) for s in loaded]
     latency = scenarios.DEFAULTS["latency"]
     for label in args.zone or []:
         zone = parse_leozone(
@@ -354,7 +379,7 @@ def zones_from_args(args: Any) -> tuple[list[ZoneSpec], scenarios.Scenario | Non
             min_elevation=D.MIN_ELEVATION_DEG if args.min_elevation_deg is None else args.min_elevation_deg,
             source="--zone", radius_source="--radius-km", elevation_source="--min-elevation-deg",
         )
-        out.append(zone_spec(label, zone, latency["per_hop_ms"], latency["hop_km"]))
+        out.append(zone_spec(label, zone, latency["per_hop_ms"], latency["hop_km"], rtt_model or latency["rtt_model"]))
     seen: set[str] = set()
     unique = []
     for z in out:
