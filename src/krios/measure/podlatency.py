@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -100,6 +101,7 @@ class PodWatcher:
         self._informer = Informer(as_client(api), pod_path(namespace), name="podwatch",
                                   label_selector=label_selector, watch_timeout_s=60.0)
         self._informer.add_handler(lambda etype, pod, _old: self._observe(etype, pod, time.time()))
+        self._listeners: list[Callable[[str, PodTimes], None]] = []
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -119,6 +121,14 @@ class PodWatcher:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def add_listener(self, fn: Callable[[str, PodTimes], None]) -> None:
+        """Call ``fn(name, times)`` after every watch event of a pod, with a copy of its times.
+
+        Called in the watch thread (keep it quick); lets a caller with many pods in
+        flight wake only the waiter of that pod instead of polling :meth:`wait_for`.
+        """
+        self._listeners.append(fn)
 
     # -- caller's marks ------------------------------------------------------
 
@@ -179,3 +189,6 @@ class PodWatcher:
                 if entry.t_ready is None and condition_true(pod, "Ready"):
                     entry.t_ready = now
             self._cond.notify_all()
+            copy = PodTimes(**asdict(entry)) if self._listeners else None
+        for fn in self._listeners:
+            fn(name, copy)  # type: ignore[arg-type]
