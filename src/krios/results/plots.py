@@ -7,12 +7,15 @@
 - :func:`handover_timeline`: the serving satellite over emulated time, and the
   client's RTT (measured requests and the emulator's injected RTT) with the
   handovers marked.
+- :func:`telemetry_timeline`: CPU and network traffic per node over wall time
+  (``krios telemetry``), handovers marked.
 
 Figures are sized for a two-column paper (7 in wide) at 200 dpi.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -260,5 +263,89 @@ def handover_timeline(
             c, ls = styles.get(mode, ("0.5", ":"))
             handles.append(Line2D([], [], color=c, linestyle=ls, label=f"handover ({mode})"))
         ax_rtt.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def wall_time(t_sim: np.ndarray | Sequence[float], ticks: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """Map emulated times (unix s) to wall-clock times using the ticks' (t_sim, t_wall) pairs
+    (the inverse of the emulator's clock; linear outside the ticks' span). Without ticks: unchanged."""
+    t = np.asarray(t_sim, dtype=float)
+    pairs = sorted({(float(k["t_sim"]), float(k["t_wall"])) for k in ticks if k.get("t_wall") and k.get("t_sim")})
+    if len(pairs) < 2:
+        return t
+    s, w = np.array(pairs).T
+    rate = (w[-1] - w[0]) / (s[-1] - s[0]) if s[-1] > s[0] else 1.0
+    inside = np.interp(t, s, w)
+    return np.where(t < s[0], w[0] + (t - s[0]) * rate, np.where(t > s[-1], w[-1] + (t - s[-1]) * rate, inside))
+
+
+def net_rates(rows: Sequence[Mapping[str, Any]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per node, ``(t, bytes/s)``: received + sent over every interface, from the ``net`` telemetry
+    counters (difference of consecutive samples; a counter that went down, e.g. an interface that
+    came back, contributes 0)."""
+    by_node: dict[str, dict[float, dict[str, int]]] = {}
+    for r in rows:
+        if r.get("kind") != "net" or r.get("t") is None:
+            continue
+        total = int(r.get("rx_bytes") or 0) + int(r.get("tx_bytes") or 0)
+        by_node.setdefault(str(r.get("node")), {}).setdefault(float(r["t"]), {})[str(r.get("item"))] = total
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for node, samples in by_node.items():
+        ts = sorted(samples)
+        t_out, rate = [], []
+        for a, b in itertools.pairwise(ts):
+            if b <= a:
+                continue
+            moved = sum(max(0, v - samples[a].get(i, v)) for i, v in samples[b].items())
+            t_out.append(b)
+            rate.append(moved / (b - a))
+        out[node] = (np.array(t_out), np.array(rate))
+    return out
+
+
+def telemetry_timeline(
+    rows: Sequence[Mapping[str, Any]],
+    handover_walls: Sequence[float],
+    path: Path,
+) -> Path | None:
+    """Total CPU (%) and network traffic (received + sent, MB/s) per node over wall time, handovers
+    (wall unix s) marked as vertical lines; ``None`` without ``cpu`` rows."""
+    cpu = [r for r in rows if r.get("kind") == "cpu" and r.get("item") == "total" and r.get("t") is not None]
+    if not cpu:
+        return None
+    t0 = min(float(r["t"]) for r in cpu)
+    # Nodes sampled on one host (a local cluster's virtual nodes) share its numbers: one line per host.
+    hosts: dict[str, list[str]] = {}
+    for node in sorted({str(r.get("node")) for r in cpu}):
+        host = next((str(r.get("host")) for r in cpu if str(r.get("node")) == node and r.get("host")), node)
+        hosts.setdefault(host, []).append(node)
+    series = {ns[0]: (ns[0] if len(ns) == 1 else f"{host} ({len(ns)} nodes)") for host, ns in hosts.items()}
+    colors = {n: SCHEDULER_COLORS[i % len(SCHEDULER_COLORS)] for i, n in enumerate(series)}
+    styles = ("-", "--", ":", "-.")
+    rates = net_rates(rows)
+    with matplotlib.rc_context(RC):
+        fig = Figure(figsize=(WIDTH_IN, 3.6))
+        ax_cpu, ax_net = fig.subplots(2, 1, sharex=True)
+        for i, (node, label) in enumerate(series.items()):
+            style = styles[i // len(SCHEDULER_COLORS) % len(styles)]
+            mine = sorted((float(r["t"]), float(r.get("cpu_pct") or 0.0)) for r in cpu if str(r.get("node")) == node)
+            t, v = np.array(mine).T
+            ax_cpu.plot(t - t0, v, color=colors[node], linestyle=style, label=label)
+            t, rate = rates.get(node, (np.array([]), np.array([])))
+            if len(t):
+                ax_net.plot(t - t0, rate / 1e6, color=colors[node], linestyle=style, label=label)
+        for h in handover_walls:
+            for ax in (ax_cpu, ax_net):
+                ax.axvline(float(h) - t0, color="#009E73", linestyle="-", linewidth=0.8, alpha=0.8)
+        ax_cpu.set_ylabel("CPU busy, all cores (%)")
+        ax_cpu.set_ylim(bottom=0)
+        ax_net.set_ylabel("network rx+tx (MB/s)")
+        ax_net.set_xlabel("wall time since the first sample (s)")
+        ax_net.set_ylim(bottom=0)
+        handles, _labels = ax_cpu.get_legend_handles_labels()
+        if handover_walls:
+            handles.append(Line2D([], [], color="#009E73", linewidth=0.8, label="handover"))
+        ax_cpu.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, title="node")
         fig.tight_layout()
         return _save(fig, path)
