@@ -139,3 +139,29 @@ def is_ready(pod: dict) -> bool:
         return False
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def running_scheduler(api_client: Any, **overrides: Any) -> Iterator[Any]:
+    """Fixture body: an in-process krios scheduler on emulated time from the scenario's start, leading
+    (unless ``leader_elect=False``), stopped afterwards. ``overrides`` go to :class:`Scheduler`."""
+    from krios.control.scheduler import Scheduler
+    from krios.kube.clock import Clock
+
+    o = orbits()
+    kwargs: dict[str, Any] = {"clock": Clock.starting(epoch_sim=o.t0, rate=1.0), "backoff_base_s": 0.2,
+                              "backoff_max_s": 1.0, "parallelism": 4, **overrides}
+    sched = Scheduler(api_client, o.constellation, **kwargs)
+    sched.start(sync_timeout=30)
+    if kwargs.get("leader_elect", True):
+        assert sched.wait_leading(30), "the scheduler never took the lease"
+    try:
+        yield sched
+    finally:
+        sched.stop()
+
+
+def bound_pods(client: Any, namespace: str) -> dict[str, str]:
+    """Pod name -> node of the bound pods in ``namespace``."""
+    return {p["metadata"]["name"]: p["spec"]["nodeName"] for p in list_pods(client, namespace)
+            if p["spec"].get("nodeName")}
+

@@ -10,19 +10,19 @@ from collections.abc import Iterator
 
 import pytest
 from scheduling_helpers import (
+    bound_pods,
     clean_workers,
     create_pods,
     events,
-    list_pods,
     orbits,
     pod_body,
     raw,
+    running_scheduler,
     set_sat_labels,
     wait_for,
 )
 
 from krios.control.scheduler import Scheduler
-from krios.kube.clock import Clock
 
 pytestmark = pytest.mark.cluster
 
@@ -38,20 +38,8 @@ def workers(control_plane, api_client) -> Iterator[list[str]]:
 @pytest.fixture
 def scheduler(api_client) -> Iterator[Scheduler]:
     """An in-process krios scheduler (leader-elected) on emulated time from the scenario's start."""
-    o = orbits()
-    sched = Scheduler(api_client, o.constellation, clock=Clock.starting(epoch_sim=o.t0, rate=1.0),
-                      backoff_base_s=0.2, backoff_max_s=1.0, parallelism=4)
-    sched.start(sync_timeout=30)
-    assert sched.wait_leading(30), "the scheduler never took the lease"
-    try:
-        yield sched
-    finally:
-        sched.stop()
+    yield from running_scheduler(api_client)
 
-
-def _bound(client, namespace: str) -> dict[str, str]:
-    return {p["metadata"]["name"]: p["spec"]["nodeName"] for p in list_pods(client, namespace)
-            if p["spec"].get("nodeName")}
 
 
 def test_leozone_pods_land_only_on_in_zone_satellites(api_client, namespace, workers, scheduler) -> None:
@@ -63,7 +51,7 @@ def test_leozone_pods_land_only_on_in_zone_satellites(api_client, namespace, wor
     set_sat_labels(client, sat_of)
     create_pods(client, namespace, [pod_body(f"app-{i}", o.labels) for i in range(6)])
 
-    bound = wait_for(lambda: (b := _bound(client, namespace)) and len(b) == 6 and b, 20, "6 pods bound")
+    bound = wait_for(lambda: (b := bound_pods(client, namespace)) and len(b) == 6 and b, 20, "6 pods bound")
     in_zone_now = {int(s) for s in o.tracker.in_zone(scheduler.now())}  # the orbital engine's own answer
     for pod, node in bound.items():
         assert sat_of[node] in in_zone_now, f"{pod} on {node} whose satellite {sat_of[node]} is not in the zone"
@@ -94,11 +82,11 @@ def test_unschedulable_pod_gets_failed_scheduling_then_placed_after_relabel(
     assert f"{len(workers)} node(s) whose satellite is not in zone {o.scenario.leozone}" in note
     assert failed[0]["type"] == "Warning"
     time.sleep(1.5)  # a few retries with backoff: still pending, not dropped
-    assert not _bound(client, namespace)
+    assert not bound_pods(client, namespace)
 
     target = workers[2]
     set_sat_labels(client, {target: o.in_zone_for(o.t0, at_least_s=120)[0]})  # as the emulator would
-    bound = wait_for(lambda: _bound(client, namespace), 10, "the pod bound after the relabel")
+    bound = wait_for(lambda: bound_pods(client, namespace), 10, "the pod bound after the relabel")
     assert bound == {"waiting": target}
 
 
@@ -116,7 +104,7 @@ def test_delay_labels_use_the_latency_matrix_and_plain_pods_spread(
         create_pods(client, namespace, [pod_body("near", {"delay_client": "10"}),
                                         pod_body("nowhere", {"delay_client": "5"})]
                     + [pod_body(f"plain-{i}") for i in range(len(workers))])
-        bound = wait_for(lambda: (b := _bound(client, namespace)) and len(b) == len(workers) + 1 and b,
+        bound = wait_for(lambda: (b := bound_pods(client, namespace)) and len(b) == len(workers) + 1 and b,
                          15, "the feasible pods bound")
         assert bound["near"] == workers[4]
         assert "nowhere" not in bound
@@ -139,7 +127,7 @@ def test_invalid_labels_become_warnings_and_the_scheduler_carries_on(
                                     pod_body("bad-radius", {"leozone": o.scenario.leozone, "radius": "wide"}),
                                     pod_body("good", o.labels)])
 
-    bound = wait_for(lambda: _bound(client, namespace), 15, "the valid pod bound")
+    bound = wait_for(lambda: bound_pods(client, namespace), 15, "the valid pod bound")
     assert bound == {"good": workers[2]}
     warnings = wait_for(lambda: (w := events(client, namespace, "InvalidLabel")) and len(w) == 2 and w, 10,
                         "two InvalidLabel warnings")
@@ -155,5 +143,5 @@ def test_invalid_labels_become_warnings_and_the_scheduler_carries_on(
     # fixing the label reschedules the pod; the scheduler never stopped
     client.patch(f"/api/v1/namespaces/{namespace}/pods/bad-zone",
                  {"metadata": {"labels": {"leozone": o.scenario.leozone, "radius": "100"}}})
-    wait_for(lambda: "bad-zone" in _bound(client, namespace), 10, "the fixed pod bound")
+    wait_for(lambda: "bad-zone" in bound_pods(client, namespace), 10, "the fixed pod bound")
     assert all(t.is_alive() for t in scheduler._threads)

@@ -5,7 +5,11 @@ nodes and kube-scheduler, create ``pods`` pods through the API as fast as one
 client can, and time, per pod, creation -> bound (kube-scheduler) -> Running
 and Ready (virtual kubelet), then a graceful delete of all of them -> gone.
 Times are taken by a watch in this process (monotonic clock), not from the
-API's one-second timestamps.
+API's one-second timestamps. Pods are created by ``create_threads`` client
+threads (one connection each). Where the time goes: the CPU seconds of each
+process (etcd, kube-apiserver, kube-scheduler, the virtual kubelet, and this
+benchmark's own client and watch) during the pods' phase (create -> all Ready)
+and during the delete (-> all gone), from ``/proc``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +53,10 @@ class BenchResult:
     delete_s: float
     kubelet_cpu_s: float
     kubelet_rss_mb: float
+    #: CPU seconds per process (``etcd``, ``kube-apiserver``, ``kube-scheduler``, ``virtual-kubelet``,
+    #: ``client``: this process) in the ``pods`` phase (create -> all Ready) and the ``delete`` phase.
+    cpu_s: dict[str, dict[str, float]] = field(default_factory=dict)
+    create_threads: int = 1
 
     def lines(self) -> list[str]:
         def pct(a: np.ndarray) -> str:
@@ -57,14 +66,32 @@ class BenchResult:
         n = self.pods
         return [
             f"cluster up ({self.workers} virtual nodes + kube-scheduler): {self.up_s:.1f} s",
-            f"{n} pods created in {self.create_s:.1f} s ({n / self.create_s:.0f} pods/s, one client)",
+            f"{n} pods created in {self.create_s:.1f} s ({n / self.create_s:.0f} pods/s, "
+            f"{self.create_threads} client threads)",
             f"all bound by kube-scheduler after {self.all_bound_s:.1f} s ({n / self.all_bound_s:.0f} pods/s); "
             f"created -> bound {pct(self.bind_latency_s)}",
-            f"all Running/Ready after {self.all_running_s:.1f} s; created -> Ready {pct(self.ready_latency_s)} "
+            f"all Running/Ready after {self.all_running_s:.1f} s ({n / self.all_running_s:.0f} pods/s); "
+            f"created -> Ready {pct(self.ready_latency_s)} "
             "(includes the configured ready delay)",
-            f"graceful delete of all {n}: gone after {self.delete_s:.1f} s",
+            f"graceful delete of all {n}: gone after {self.delete_s:.1f} s ({n / self.delete_s:.0f} pods/s)",
             f"virtual kubelet: {self.kubelet_cpu_s:.1f} s CPU, {self.kubelet_rss_mb:.0f} MB RSS",
+            *self._cpu_lines(),
         ]
+
+    def _cpu_lines(self) -> list[str]:
+        if not self.cpu_s:
+            return []
+        names = sorted({k for phase in self.cpu_s.values() for k in phase},
+                       key=lambda k: -sum(p.get(k, 0.0) for p in self.cpu_s.values()))
+        out = ["where the time goes (CPU s; pods: create -> all Ready, delete: -> all gone; ms per pod):"]
+        for phase, span in (("pods", self.all_running_s), ("delete", self.delete_s)):
+            used = self.cpu_s.get(phase, {})
+            total = sum(used.values())
+            parts = ", ".join(f"{k} {used.get(k, 0.0):.1f} ({used.get(k, 0.0) * 1000 / self.pods:.2f})"
+                              for k in names)
+            out.append(f"  {phase:<6} {parts}; total {total:.1f} s CPU in {span:.1f} s wall "
+                       f"({total / span if span > 0 else 0:.2f} cores)")
+        return out
 
 
 def _proc_usage(pid: int) -> tuple[float, float]:
@@ -78,8 +105,21 @@ def _proc_usage(pid: int) -> tuple[float, float]:
     return cpu, rss
 
 
+def _cpu_all(state_dir: Path) -> dict[str, float]:
+    """CPU seconds so far of the cluster's processes and of this process (``client``)."""
+    out = {"client": time.process_time()}
+    for name, rec in load_state(state_dir).processes.items():
+        if rec.pid and start_ticks(rec.pid):
+            out[name] = _proc_usage(rec.pid)[0]
+    return out
+
+
+def _delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: after[k] - before[k] for k in after if k in before}
+
+
 def run(state_dir: Path, workers: int = 100, pods: int = 500, ready_delay_s: float = 1.0,
-        jitter_s: float = 0.2, timeout_s: float = 300.0) -> BenchResult:
+        jitter_s: float = 0.2, timeout_s: float = 300.0, create_threads: int = 4) -> BenchResult:
     """Run the benchmark in ``state_dir`` (the cluster is taken down afterwards)."""
     from krios.kube.client import pod_path
     from krios.kube.reflector import Reflector
@@ -111,19 +151,22 @@ def run(state_dir: Path, workers: int = 100, pods: int = 500, ready_delay_s: flo
             threading.Thread(target=watcher.run, args=(stop,), daemon=True).start()
             while watcher.resource_version is None:
                 time.sleep(0.05)
+            cpu0 = _cpu_all(state_dir)
             start = time.monotonic()
-            for i in range(pods):
-                name = f"bench-{i}"
-                body = {"metadata": {"name": name},
-                        "spec": {"containers": [{"name": "app", "image": "krios/bench"}]}}
-                times.created[name] = time.monotonic()
-                client.post(pod_path(NAMESPACE), body)
+            threads = [threading.Thread(target=_create, args=(client, times, range(i, pods, create_threads)))
+                       for i in range(max(1, create_threads))]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
             create_s = time.monotonic() - start
             _wait(lambda: len(times.running) >= pods, timeout_s, "pods Running")
+            cpu1 = _cpu_all(state_dir)
             delete_start = time.monotonic()
             client.delete(pod_path(NAMESPACE))
             _wait(lambda: len(times.gone) >= pods, timeout_s, "pods deleted")
             delete_s = time.monotonic() - delete_start
+            cpu2 = _cpu_all(state_dir)
         kubelet_pid = load_state(state_dir).processes["virtual-kubelet"].pid
         cpu, rss = _proc_usage(kubelet_pid) if kubelet_pid and start_ticks(kubelet_pid) else (float("nan"),) * 2
     finally:
@@ -137,7 +180,20 @@ def run(state_dir: Path, workers: int = 100, pods: int = 500, ready_delay_s: flo
         bind_latency_s=np.array([times.bound[n] - times.created[n] for n in names]),
         ready_latency_s=np.array([times.running[n] - times.created[n] for n in names]),
         delete_s=delete_s, kubelet_cpu_s=cpu, kubelet_rss_mb=rss,
+        cpu_s={"pods": _delta(cpu0, cpu1), "delete": _delta(cpu1, cpu2)}, create_threads=max(1, create_threads),
     )
+
+
+def _create(client: Any, times: PodTimes, indices: range) -> None:
+    """Create the pods ``bench-<i>`` for ``indices`` (one client thread)."""
+    from krios.kube.client import pod_path
+
+    for i in indices:
+        name = f"bench-{i}"
+        body = {"metadata": {"name": name},
+                "spec": {"containers": [{"name": "app", "image": "krios/bench"}]}}
+        times.created[name] = time.monotonic()
+        client.post(pod_path(NAMESPACE), body)
 
 
 def _wait(check, timeout_s: float, what: str) -> None:

@@ -1,8 +1,10 @@
 """``krios bench simulate``: how fast the policy simulator runs a whole shell.
 
 Runs every policy for ``--duration`` (default 24 h) of a constellation
-(default Starlink shell 1, 1584 satellites) over ``--zones`` (default 10) of
-the cities in :data:`BENCH_ZONES` (zones in ``--jobs`` worker processes), and
+(default Starlink shell 1, 1584 satellites; ``--shell starlink-gen1``: all five
+Gen1 shells, 4,408 satellites) over ``--zones`` (default 10, at most 100) zones:
+the cities in :data:`BENCH_ZONES`, then :func:`bench_zones`' evenly spread
+points (zones in ``--jobs`` worker processes), and
 prints the CPU time of each stage side by side with the wall and CPU time of
 the whole run, the simulated seconds per wall second (the whole run, and per
 zone-policy) and the ratio to the target of a simulated day in under a
@@ -13,12 +15,14 @@ wall time grows with other load, the CPU time does not.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from typing import Any
 
 from krios.config import defaults as D
 from krios.errors import ConfigError
+from krios.orbits.constellation import Constellation
 from krios.orbits.zones import Zone
 from krios.sim import run as simulate
 from krios.sim.model import parse_policies
@@ -38,15 +42,40 @@ BENCH_ZONES: tuple[tuple[str, float, float], ...] = (
 )
 #: The target: one simulated day of shell 1 with 10 zones in under a minute of wall time.
 TARGET_SIM_S_PER_WALL_S = 86400.0 / 60.0
+#: Most zones ``--zones`` takes.
+MAX_ZONES = 100
+#: ``--shell`` value for every Starlink Gen1 shell at once (:data:`krios.orbits.walker.SHELLS`).
+GEN1 = "starlink-gen1"
+
+
+def bench_zones(n: int) -> list[tuple[str, float, float]]:
+    """``n`` zones: :data:`BENCH_ZONES`, then a Fibonacci lattice of points within +-52 deg latitude
+    (under shell 1's coverage), deterministic; name, lat, lon (deg)."""
+    out = list(BENCH_ZONES[:n])
+    golden = (1.0 + 5.0 ** 0.5) / 2.0
+    extra = n - len(out)
+    for i in range(extra):
+        lat = math.degrees(math.asin((2.0 * (i + 0.5) / extra - 1.0) * math.sin(math.radians(52.0))))
+        lon = (360.0 * i / golden) % 360.0 - 180.0
+        out.append((f"grid_{i:03d}", round(lat, 4), round(lon, 4)))
+    return out
+
+
+def gen1_constellation(epoch: float) -> Constellation:
+    """Every Starlink Gen1 shell in one constellation (``sat_id`` s shell by shell, 4,408)."""
+    from krios.orbits.walker import SHELLS, walker_delta
+
+    tles = [tle for name in SHELLS for tle in walker_delta(SHELLS[name], epoch)]
+    return Constellation.from_tles(tles, source=f"shell:{GEN1}")
 
 
 def run(args: Any) -> dict[str, Any]:
     """Run the benchmark for parsed ``krios bench simulate`` arguments; return its figures."""
-    if not 1 <= args.zones <= len(BENCH_ZONES):
-        raise ConfigError(f"must be within [1, {len(BENCH_ZONES)}]", source="--zones", field=str(args.zones))
+    if not 1 <= args.zones <= MAX_ZONES:
+        raise ConfigError(f"must be within [1, {MAX_ZONES}]", source="--zones", field=str(args.zones))
     zones = [
         simulate.zone_spec(name, Zone(lat, lon, D.SIM_ZONE_RADIUS_KM, D.MIN_ELEVATION_DEG))
-        for name, lat, lon in BENCH_ZONES[: args.zones]
+        for name, lat, lon in bench_zones(args.zones)
     ]
     config = simulate.SimConfig.from_scenario(
         None, zones=zones, policies=parse_policies(args.policy), start=args.start, duration_s=args.duration,
@@ -55,7 +84,10 @@ def run(args: Any) -> dict[str, Any]:
     start = config.start
     if not (args.tles or args.shell or args.planes):
         args.shell = D.SHELL
-    constellation = simulate.constellation_from_args(args, None, start)
+    if args.shell == GEN1:
+        constellation = gen1_constellation(start)
+    else:
+        constellation = simulate.constellation_from_args(args, None, start)
     load_before = os.getloadavg()[0]
     result = simulate.simulate(constellation, config, jobs=simulate.jobs_for(args.jobs, len(config.zones)))
     load_after = os.getloadavg()[0]
