@@ -2,7 +2,8 @@
 
 One short run (tiny emulation and sweep) driven by ansible_runner's Python API
 on a private data dir, reading its job events: cluster up, deploy, daemons
-behind the delay proxy, emulator + client, benchmark, report, teardown.
+behind the delay proxy, emulator + client, the benchmarks (latency sweep,
+cold start, churn: ``krios_benchmarks``), report, teardown.
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ def test_site_yml_local_end_to_end_through_ansible_runner(tmp_path):
             "krios_latency_ms": [0, 60],
             "krios_samples_per_latency": 2,
             "krios_experiment_warmup": 1,
+            "krios_benchmarks": ["latency", "coldstart", "churn"],
+            "krios_experiment_coldstart_rps": [1, 2],
+            "krios_experiment_coldstart_duration_s": 5,
+            "krios_experiment_churn_rate": 2,
+            "krios_experiment_churn_duration_s": 5,
+            "krios_experiment_churn_lifetime_s": 1,
         },
         envvars={
             "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
@@ -57,7 +64,8 @@ def test_site_yml_local_end_to_end_through_ansible_runner(tmp_path):
     ok_tasks = {e["event_data"].get("task") for e in events if e["event"] == "runner_on_ok"}
     for task in ("Start the local control plane", "Run the delay proxy in front of the apiserver",
                  "Wait for the emulator to finish", "Sweep the injected delay (krios bench latency, attached to "
-                 "the delay proxy)", "Write results/<run-id>/ (report.md, plots, CSV, JSON Lines)",
+                 "the delay proxy)", "Cold-start sweep (krios bench coldstart)", "Churn (krios bench churn)",
+                 "Write results/<run-id>/ (report.md, plots, CSV, JSON Lines)",
                  "Stop the local control plane and remove its state"):
         assert task in ok_tasks, task
     stats = next(e for e in events if e["event"] == "playbook_on_stats")["event_data"]
@@ -78,6 +86,18 @@ def test_site_yml_local_end_to_end_through_ansible_runner(tmp_path):
     assert min(slow) >= 120.0  # two one-way delays at least: the watch event in, the binding out
     served = [r for r in st.rows(run["id"], "requests") if r["latency_ms"] is not None]
     assert served, "the client never reached the app"
+    # Cold start and churn against the experiment's own schedulers, in the same run: every arrival recorded
+    # for both schedulers, the backlog sampled, both sections in the report.
+    turnover = st.rows(run["id"], "coldstart")
+    assert {r["mode"] for r in turnover} == {"coldstart", "churn"}
+    assert {r["scheduler"] for r in turnover} == {"krios-scheduler", "default-scheduler"}
+    assert st.rows(run["id"], "churn")
+    text = (db.parent / run["id"] / "report.md").read_text()
+    assert "## Cold-start sweep" in text and "## Churn" in text
+    # Telemetry of the local cluster's processes sampled through the emulation, per virtual node.
+    telemetry = st.rows(run["id"], "telemetry")
+    assert {r["node"] for r in telemetry if r["kind"] == "cpu"} >= {r["node"] for r in st.rows(run["id"], "ticks")}
+    assert "## Node telemetry" in text
     out = db.parent / run["id"]
     for name in ("report.md", "latency_cdf.png", "latency_vs_delay.png", "handover_timeline.png",
                  "pod_latency.csv", "podLatencyMeasurement.jsonl", "ticks.jsonl", "summary.csv"):

@@ -163,7 +163,9 @@ def test_experiment_on_lab_nodes(lab_env):
         env, krios_run_emulator=True, krios_measure=True, krios_emulator_time=EMULATOR_TIME_S,
         krios_experiment_acceleration=ACCELERATION, krios_experiment_emulator_start=EMULATOR_START,
         krios_latency_ms=[0, 50, 100], krios_samples_per_latency=2, krios_experiment_warmup=1,
-        krios_injection="proxy",
+        krios_injection="proxy", krios_benchmarks=["latency", "coldstart", "churn"],
+        krios_experiment_coldstart_rps=[1, 2], krios_experiment_coldstart_duration_s=10,
+        krios_experiment_churn_rate=1, krios_experiment_churn_duration_s=10, krios_experiment_churn_lifetime_s=2,
     )
     print(f"site.yml with the experiment: {time.monotonic() - t0:.0f} s")
     db = env["base"] / "results" / "krios.sqlite"
@@ -236,6 +238,21 @@ def test_experiment_on_lab_nodes(lab_env):
     assert f"requests ({len(reqs)} from {client_host})" in text  # the report names where requests came from
     assert f'"host": "{emulator_host}"' in text  # and where the emulator ran
 
+    # Every node sampled its telemetry (CPU, memory, network, its daemons) through the emulation, merged here.
+    telemetry = st.rows(run_id, "telemetry")
+    nodes = {n.fqdn for n in env["state"].nodes}
+    assert {r["node"] for r in telemetry if r["kind"] == "cpu" and r["item"] == "total"} == nodes
+    assert {r["item"] for r in telemetry if r["kind"] == "proc"} >= {"kubelet", "containerd"}
+    assert "## Node telemetry" in text
+
+    # Cold start and churn of real containerd sandboxes (the nodes' pause image) against the cluster's own
+    # schedulers, after the proxy sweep put them back: every arrival of both schedulers recorded and Ready.
+    turnover = st.rows(run_id, "coldstart")
+    assert {r["mode"] for r in turnover} == {"coldstart", "churn"}
+    assert {r["scheduler"] for r in turnover} == {"krios-scheduler", "default-scheduler"}
+    assert "## Cold-start sweep" in text and "## Churn" in text
+    print(text[text.index("## Cold-start sweep"):][:3000])
+
     # krios_injection: netem renders and checks the exact tc commands on the control node, and stops with one
     # line where the kernel has no netem (this machine) instead of recording a sweep that injected nothing.
     events, _ = _site(env, "playbooks/measure.yml", ok=False, krios_measure=True, krios_injection="netem",
@@ -246,6 +263,7 @@ def test_experiment_on_lab_nodes(lab_env):
     assert any(c.startswith("tc qdisc") and "netem delay 50" in c.replace("50.0", "50") for c in tc), tc
     failures = [str(e["event_data"]["res"].get("msg")) for e in events if e["event"] == "runner_on_failed"]
     # The reason is the kernel's (krios netem check on the node), not a missing program.
-    assert any("krios_injection: netem:" in m and "cannot apply it" in m and "sch_netem" in m for m in failures), failures
+    assert any("krios_injection: netem:" in m and "cannot apply it" in m and "sch_netem" in m
+               for m in failures), failures
     (bad,) = [r for r in ResultsStore(db).runs() if r["kind"] == "experiment" and r["id"] != run_id]
     assert bad["status"] == "failed"

@@ -94,6 +94,13 @@ options:
   client_host:
     description: Recorded in every request as the host it was sent from. Default this host's name.
     type: str
+  client_id:
+    description: Recorded in every request (column C(client)), to tell several clients of one run apart.
+      Default C(<host>-<pid>).
+    type: str
+  app:
+    description: Recorded in every request (column C(app)), the app aimed at. Default O(service) when given.
+    type: str
   import_log:
     description:
       - Send nothing; merge this JSON Lines file of requests into the run O(run_id) (required) of O(db).
@@ -321,7 +328,8 @@ def run(module: AnsibleModule) -> dict:
     jsonl = Path(p["log"]) if p["log"] else store.results_dir / run_id / "requests.jsonl"
     sink = RecordSink(jsonl, store, run_id)
     client = Client(target, sink, rate_hz=cfg.rate_hz, duration_s=cfg.duration_s, timeout_s=cfg.timeout_s,
-                    view=view, client_host=p["client_host"])
+                    view=view, client_host=p["client_host"], client_id=p["client_id"],
+                    app=p["app"] or p["service"])
     stop = threading.Event()
     stopped_by = ["duration"]
     signal.signal(signal.SIGTERM, lambda *_: (stopped_by.__setitem__(0, "signal"), stop.set()))
@@ -393,6 +401,8 @@ def main() -> None:
             "chdir": {"type": "path"},
             "log": {"type": "path"},
             "client_host": {"type": "str"},
+            "client_id": {"type": "str"},
+            "app": {"type": "str"},
             "import_log": {"type": "path"},
         },
         mutually_exclusive=[("service", "port")],
