@@ -63,7 +63,7 @@ def test_scenario_defaults_are_the_table(tmp_path, monkeypatch):
         D.START, D.DURATION_S, D.ACCELERATION, D.TICK_S, D.SEED, D.POLICY)
     assert s["handover"] == {"mode": D.HANDOVER_MODE, "lookahead_s": D.LOOKAHEAD_S,
                              "ready_timeout_s": D.READY_TIMEOUT_S}
-    assert s["latency"] == {"per_hop_ms": D.PER_HOP_MS, "hop_km": D.HOP_KM}
+    assert s["latency"] == {"per_hop_ms": D.PER_HOP_MS, "hop_km": D.HOP_KM, "rtt_model": D.RTT_MODEL}
     assert s["client"] == {"rate_hz": D.CLIENT_RATE_HZ, "timeout_s": D.CLIENT_TIMEOUT_S}
     assert s["benchmark"]["latency_ms"] == list(D.BENCH_LATENCY_MS)
     table = D.table()
@@ -81,7 +81,7 @@ def test_each_component_resolves_defaults_then_scenario_then_overrides(tmp_path,
     c = ControllerConfig.from_scenario(None)
     assert (c.lookahead_s, c.min_elevation_deg, c.policy, c.qps, c.burst, c.mode) == (
         D.LOOKAHEAD_S, D.MIN_ELEVATION_DEG, D.POLICY, D.KUBE_API_QPS, D.KUBE_API_BURST, D.HANDOVER_MODE)
-    assert c.lease_timing_s == (D.LEASE_DURATION_S, D.RENEW_DEADLINE_S, D.RETRY_PERIOD_S)
+    assert c.lease_timing_s is None  # sized from the lookahead and the clock rate (krios.kube.leader)
     # the scenario over the table; None overrides are "not given"
     c = ControllerConfig.from_scenario(s, lookahead_s=None, policy=None)
     assert (c.lookahead_s, c.policy, c.seed) == (45.0, "closest", 42)
@@ -164,6 +164,7 @@ def test_the_field_to_flag_mapping_is_one_table_of_real_flags():
     every = command_flags(parser, []) | {f for cmd in ("emulator", "client", "controller", "scheduler", "simulate")
                                          for f in command_flags(parser, [cmd])}
     every |= command_flags(parser, ["bench", "latency"]) | command_flags(parser, ["bench", "scheduler"])
+    every |= command_flags(parser, ["bench", "coldstart"]) | command_flags(parser, ["bench", "churn"])
     for field, flags in FIELD_FLAGS.items():
         assert any(f in every for f in flags), (field, flags)
     flags = command_flags(parser, ["simulate"])

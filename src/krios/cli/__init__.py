@@ -27,6 +27,8 @@ AREAS = (
     "emulation",  # krios emulator|client|netem
     "simulation",  # krios simulate, bench simulate
     "results",  # krios runs|report, bench latency
+    "turnover",  # bench coldstart|churn
+    "latency",  # krios latency publish|measure|serve
 )
 
 

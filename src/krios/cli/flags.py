@@ -11,6 +11,7 @@ for (``--tick-s: 0.0: must be a positive number``).
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Iterable
 
 from krios.errors import KriosError
@@ -29,7 +30,11 @@ FIELD_FLAGS: dict[str, tuple[str, ...]] = {
     "step_s": ("--step-s",),
     "startup_s": ("--startup-s",),
     "zones": ("--zone",),
+    "rtt_model": ("--rtt-model",),
     "rate_hz": ("--rate-hz",),
+    "ia": ("--ia",),
+    "trace": ("--trace",),
+    "clients": ("--clients",),
     "timeout_s": ("--timeout-s",),
     "jobs": ("--jobs",),
     "nodes": ("--nodes",),
@@ -52,6 +57,17 @@ FIELD_FLAGS: dict[str, tuple[str, ...]] = {
     "schedulers": ("--schedulers",),
     "namespace": ("--namespace",),
     "proxy_control": ("--proxy-control",),
+    # cold-start sweep and churn (krios bench coldstart|churn)
+    "rps": ("--rps",),
+    "rate": ("--rate",),
+    "lifetime_s": ("--lifetime-s",),
+    "sample_s": ("--sample-s",),
+    "p99_bound_ms": ("--p99-bound-ms",),
+    "max_error_share": ("--max-error-share",),
+    "min_samples": ("--min-samples",),
+    "max_inflight": ("--max-inflight",),
+    "serve": ("--serve",),
+    "serve_port": ("--serve-port",),
 }
 #: How a field set by several flags is named in an error.
 SHOWN_AS: dict[str, str] = {"lease_timing_s": "--leader-elect-*"}
@@ -86,3 +102,18 @@ def name_flag(err: KriosError, flags: set[str]) -> KriosError:
     if flag is None:
         return err
     return type(err)(err.message, source=SHOWN_AS.get(field, flag), field=err.field)
+
+
+#: What argparse must read as a value, not an option: a negative number, or a leozone label
+#: whose latitude is negative (``-33.87_151.21``, ``-33.87_-70.6``).
+NEGATIVE_VALUE = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.]+_[-+]?[\d.]+$")
+
+
+def accept_negative_zones(parser: argparse.ArgumentParser) -> None:
+    """Let ``parser`` take ``--zone -33.87_151.21`` as well as ``--zone=-33.87_151.21``.
+
+    argparse reads a word starting with ``-`` as an option unless it looks like a
+    negative number (and the parser has no option that does); this widens "looks
+    like a negative number" to :data:`NEGATIVE_VALUE` for this parser.
+    """
+    parser._negative_number_matcher = NEGATIVE_VALUE  # type: ignore[attr-defined]

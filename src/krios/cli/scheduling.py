@@ -65,11 +65,40 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
                    help=f"client burst of both schedulers (default {D.KUBE_API_BURST})")
     b.add_argument("--rate", type=float, default=20.0, metavar="PODS_PER_S",
                    help="submission rate of the paced (latency) phase (default 20)")
+    b.add_argument("--unthrottled-qps", type=float, default=10000.0,
+                   help="client QPS of both schedulers in the unthrottled comparison (default 10000)")
+    b.add_argument("--unthrottled-burst", type=int, default=20000,
+                   help="client burst of both in the unthrottled comparison (default 20000)")
+    b.add_argument("--backlog", type=int, default=80, metavar="N",
+                   help="pending leozone pods in distinct zones of the backlog phase (default 80; 0: skip)")
     b.add_argument("--parallelism", type=int, default=D.PARALLELISM, metavar="N",
                    help=f"krios-scheduler workers (default {D.PARALLELISM})")
     b.add_argument("--state-dir", metavar="DIR", help="cluster state folder (default: a temporary one)")
     b.add_argument("--json", action="store_true", help="print the figures as JSON")
     b.set_defaults(func=cmd_bench)
+
+    f = bench.add_parser(
+        "failover",
+        help="kill the controller leader (SIGKILL) mid-handover N times: emulated seconds without an "
+             "in-zone copy and with two copies",
+        description="On a local real control plane with virtual kubelets and the emulated clock at --rate, "
+        "run two krios controllers, play a handover, SIGKILL the leader as soon as it has created the "
+        "successor, and measure (per kill) the emulated seconds with no Ready copy on an in-zone satellite "
+        "and with two Ready copies, against the Lease sized by the default rule. Modes: same-host (the "
+        "standby sees the dead leader's process is gone), expiry (it waits for the Lease to expire) and "
+        "freeze (SIGSTOP before the handover is due: the standby must start it).",
+    )
+    f.add_argument("--kills", type=int, default=3, metavar="N", help="SIGKILLs per mode (default 3)")
+    f.add_argument("--rate", type=float, default=10.0, help="emulated seconds per wall second (default 10)")
+    f.add_argument("--scenario", default="sf_4workers", metavar="NAME", help="scenario (default sf_4workers)")
+    f.add_argument("--lookahead-s", type=float, metavar="S",
+                   help="handover lookahead, emulated s (default: the scenario's)")
+    f.add_argument("--workers", type=int, default=2, metavar="N", help="virtual workers (default 2)")
+    f.add_argument("--modes", default=",".join(("same-host", "expiry", "freeze")),
+                   help="comma-separated: same-host, expiry, freeze (default all three)")
+    f.add_argument("--state-dir", metavar="DIR", help="cluster state folder (default: a temporary one)")
+    f.add_argument("--json", action="store_true", help="print the figures as JSON")
+    f.set_defaults(func=cmd_bench_failover)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -101,12 +130,19 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                      help="act without taking the Lease (single replica)")
     api.add_argument("--lease-namespace", default=D.LEASE_NAMESPACE,
                      help=f"namespace of the Lease (default {D.LEASE_NAMESPACE})")
-    api.add_argument("--leader-elect-lease-duration", type=float, default=D.LEASE_DURATION_S, metavar="S",
-                     help=f"how long a silent leader keeps the Lease (default {D.LEASE_DURATION_S:g})")
-    api.add_argument("--leader-elect-renew-deadline", type=float, default=D.RENEW_DEADLINE_S, metavar="S",
-                     help=f"a leader that cannot renew for this long stops acting (default {D.RENEW_DEADLINE_S:g})")
-    api.add_argument("--leader-elect-retry-period", type=float, default=D.RETRY_PERIOD_S, metavar="S",
-                     help=f"renew / retry period (default {D.RETRY_PERIOD_S:g})")
+    api.add_argument("--leader-elect-lease-duration", type=float, metavar="S",
+                     help="how long a silent leader keeps the Lease, wall s (default: sized from the handover "
+                          "lookahead and the emulated clock's rate, see docs/guide/scheduling.md; "
+                          f"{D.LEASE_DURATION_S:g} if only the other two are given)")
+    api.add_argument("--leader-elect-renew-deadline", type=float, metavar="S",
+                     help="a leader that cannot renew for this long stops acting (default: 2/3 of the lease; "
+                          f"{D.RENEW_DEADLINE_S:g} with explicit timing)")
+    api.add_argument("--leader-elect-wait-expiry", dest="lease_take_over_dead", action="store_false",
+                     help="wait for the Lease to expire even when its holder's process is gone from this host "
+                          "(default: take it over at once, see docs/guide/reliability.md)")
+    api.add_argument("--leader-elect-retry-period", type=float, metavar="S",
+                     help="renew / retry period (default: 1/10 of the lease; "
+                          f"{D.RETRY_PERIOD_S:g} with explicit timing)")
 
 
 def load_orbits(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -139,10 +175,20 @@ def _config(cls: Any, args: argparse.Namespace, scenario: Any, **more: Any) -> A
         min_elevation_deg=args.min_elevation_deg, default_radius_km=args.default_radius_km, horizon_s=args.horizon_s,
         qps=args.kube_api_qps, burst=args.kube_api_burst, leader_elect=args.leader_elect,
         lease_namespace=args.lease_namespace,
-        lease_timing_s=(args.leader_elect_lease_duration, args.leader_elect_renew_deadline,
-                        args.leader_elect_retry_period),
+        lease_timing_s=lease_flags(args), lease_take_over_dead=args.lease_take_over_dead,
         **more,
     )
+
+
+def lease_flags(args: argparse.Namespace) -> tuple[float, float, float] | None:
+    """The ``--leader-elect-*`` timing; ``None`` when none is given (sized from the lookahead and the
+    clock rate by the daemon); a flag left out of an explicit timing keeps client-go's default."""
+    given = (args.leader_elect_lease_duration, args.leader_elect_renew_deadline, args.leader_elect_retry_period)
+    if all(v is None for v in given):
+        return None
+    defaults = (D.LEASE_DURATION_S, D.RENEW_DEADLINE_S, D.RETRY_PERIOD_S)
+    lease, renew, retry = (d if v is None else v for v, d in zip(given, defaults, strict=True))
+    return lease, renew, retry
 
 
 def _run(daemon: Any, what: str, scenario: Any) -> int:
@@ -165,7 +211,8 @@ def _run(daemon: Any, what: str, scenario: Any) -> int:
 
         zone = Zone.from_scenario(scenario)
         daemon.prewarm(replace(zone, min_elevation_deg=daemon.min_elevation_deg))
-    lease = (f"lease {daemon.elector.namespace}/{daemon.elector.name} as {daemon.identity}"
+    lease = (f"lease {daemon.elector.namespace}/{daemon.elector.name} as {daemon.identity} "
+             f"({daemon.elector.lease_duration_s:g} s{', sized from the clock' if daemon.auto_lease else ''})"
              if daemon.elector else "no leader election")
     print(f"{what}: caches synced ({len(daemon.nodes.list())} nodes, {len(daemon.pods.list())} pods); {lease}",
           file=sys.stderr, flush=True)
@@ -213,10 +260,28 @@ def cmd_controller(args: argparse.Namespace) -> int:
     return _run(daemon, CONTROLLER_NAME, scenario)
 
 
+def cmd_bench_failover(args: argparse.Namespace) -> int:
+    from krios.bench.failover import FailoverConfig, format_report, run_bench
+
+    cfg = FailoverConfig(kills=args.kills, rate=args.rate, scenario=args.scenario, lookahead_s=args.lookahead_s,
+                         workers=args.workers, modes=tuple(m for m in args.modes.split(",") if m),
+                         state_dir=args.state_dir)
+    cfg.check()
+    result = run_bench(cfg, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    if args.json:
+        import json
+
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_report(result))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from krios.bench.scheduler import BenchConfig, format_report, run_bench
 
     cfg = BenchConfig(nodes=args.nodes, pods=args.pods, qps=args.qps, burst=args.burst, rate=args.rate,
+                      fast_qps=args.unthrottled_qps, fast_burst=args.unthrottled_burst, backlog=args.backlog,
                       parallelism=args.parallelism, state_dir=args.state_dir)
     cfg.check()
     result = run_bench(cfg, progress=lambda msg: print(msg, file=sys.stderr, flush=True))

@@ -64,6 +64,10 @@ SUCCESSOR_MARGIN_S = 10.0
 PER_HOP_MS = 9.0
 #: Length of one hop (km).
 HOP_KM = 1000.0
+#: Client RTT model: ``physical`` (propagation at c plus per-hop processing) or
+#: ``krios-emulator`` (the original emulator's 9 ms x 1, 3, 5, ... hops by distance band);
+#: :mod:`krios.orbits.rtt`, docs/guide/fidelity.md.
+RTT_MODEL = "physical"
 
 # ----------------------------------------------------------------- emulator
 #: Satellites entering the zone within this many emulated seconds may be assigned (s).
@@ -91,6 +95,8 @@ PARALLELISM = 8
 CLIENT_RATE_HZ = 5.0
 #: Per-request timeout (wall s).
 CLIENT_TIMEOUT_S = 2.0
+#: Interval between node telemetry samples (wall s; ``krios telemetry``).
+TELEMETRY_INTERVAL_S = 1.0
 
 # ----------------------------------------------------------------- simulator
 #: Simulated time of ``krios simulate`` (a duration string: 90m, 24h, 3600).

@@ -22,6 +22,7 @@ import yaml
 from krios.config import defaults as D
 from krios.config.keys import check_known_keys
 from krios.config.leozone import leozone_label
+from krios.config.workload import Group, parse_workload
 from krios.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -45,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "tick_s": D.TICK_S,
     "policy": D.POLICY,
     "handover": {"mode": D.HANDOVER_MODE, "lookahead_s": D.LOOKAHEAD_S, "ready_timeout_s": D.READY_TIMEOUT_S},
-    "latency": {"per_hop_ms": D.PER_HOP_MS, "hop_km": D.HOP_KM},
+    "latency": {"per_hop_ms": D.PER_HOP_MS, "hop_km": D.HOP_KM, "rtt_model": D.RTT_MODEL},
     "client": {"rate_hz": D.CLIENT_RATE_HZ, "timeout_s": D.CLIENT_TIMEOUT_S},
     "benchmark": {"latency_ms": list(D.BENCH_LATENCY_MS), "samples_per_latency": D.BENCH_SAMPLES_PER_LATENCY,
                   "warmup_samples": D.BENCH_WARMUP_SAMPLES},
@@ -57,11 +58,13 @@ ZONE_DEFAULTS: dict[str, Any] = {"radius_km": D.ZONE_RADIUS_KM, "min_elevation_d
 #: replaces the Walker shell). Any other key is refused (a typo would silently fall
 #: back to the default).
 EXTRA_KEYS: dict[str, frozenset[str]] = {"zone": frozenset({"lat", "lon"}), "constellation": frozenset({"tles"})}
-#: Keys (dotted) whose value is one of a fixed set (mirrors ``krios.control.policies.POLICIES``
-#: and ``krios.control.handover.MODES``, which ``tests/test_reliability_zones.py`` checks).
+#: Keys (dotted) whose value is one of a fixed set (mirrors ``krios.control.policies.POLICIES``,
+#: ``krios.control.handover.MODES`` and ``krios.orbits.rtt.RTT_MODELS``, which
+#: ``tests/test_reliability_inputs.py`` and ``tests/test_fidelity.py`` check).
 CHOICES: dict[str, tuple[str, ...]] = {
     "policy": ("krios", "closest", "random"),
     "handover.mode": ("proactive", "reactive"),
+    "latency.rtt_model": ("physical", "krios-emulator"),
 }
 #: Keys (dotted) whose value must be a whole number; other numeric keys take any number.
 INTEGER_KEYS = frozenset({"seed", "benchmark.samples_per_latency", "benchmark.warmup_samples"})
@@ -123,6 +126,8 @@ class Scenario:
     name: str
     path: Path
     data: dict[str, Any] = field(repr=False)
+    #: The ``workload:`` client groups, parsed and checked (:mod:`krios.config.workload`); may be empty.
+    workload: tuple[Group, ...] = field(default=(), repr=False)
 
     @property
     def workers(self) -> int:
@@ -208,7 +213,7 @@ def load(name_or_path: str | os.PathLike[str]) -> Scenario:
         raise ConfigError(f"must equal the file name {path.stem!r}", source=str(path), field="name")
     if raw["workers"] < 1:
         raise ConfigError("must be at least 1", source=str(path), field="workers")
-    _check_keys(raw, {**REQUIRED, **DEFAULTS, "zone": ZONE_DEFAULTS}, path)
+    _check_keys(raw, {**REQUIRED, **DEFAULTS, "zone": ZONE_DEFAULTS, "workload": None}, path)
     _check_types(raw, {**DEFAULTS, "zone": ZONE_DEFAULTS}, path)
     zone = raw["zone"]
     for key in ("lat", "lon"):
@@ -221,7 +226,10 @@ def load(name_or_path: str | os.PathLike[str]) -> Scenario:
     data = _merge(DEFAULTS, raw)
     for key, value in ZONE_DEFAULTS.items():
         data["zone"].setdefault(key, value)
-    return Scenario(name=raw["name"], path=path, data=data)
+    # the client groups (krios.config.workload), checked now: a bad group fails the load, naming its field
+    workload = parse_workload(raw.get("workload"), source=str(path), base_dir=path.parent,
+                              default_seed=int(data["seed"]), zone_label=leozone_label(zone["lat"], zone["lon"]))
+    return Scenario(name=raw["name"], path=path, data=data, workload=workload)
 
 
 def reference(scenario: Scenario) -> str:

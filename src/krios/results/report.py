@@ -7,6 +7,8 @@
   n, errors, min, p50, p90, p95, p99, max, mean with bootstrap 95% CIs;
 - ``podLatencyMeasurement.jsonl``: kube-burner-style documents, one per pod;
 - ``latency_cdf.png``, ``latency_vs_delay.png``, ``handover_timeline.png``;
+- ``groups.csv`` and ``telemetry.png`` when the run has workload groups / node telemetry
+  (:mod:`krios.results.workloads`);
 - ``report.md`` tying them together.
 
 It reads only the results store, so ``krios report <run-id>`` regenerates
@@ -26,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from krios.config.times import iso
-from krios.results import plots, stats
+from krios.results import plots, stats, turnover, workloads
 from krios.results.export import kube_burner_documents, write_jsonl
 from krios.results.store import ResultsStore
 from krios.results.timeline import handovers_from_ticks
@@ -234,7 +236,7 @@ def _emulation_section(
         share = served_share(ticks)
         lines += [
             f"- emulated {_duration(span_sim)} in {_duration(span_wall)} of wall time "
-            f"({span_sim / span_wall:.0f}× acceleration)" if span_wall > 0 else f"- emulated {_duration(span_sim)}",
+            f"({span_sim / span_wall:.3g}× acceleration)" if span_wall > 0 else f"- emulated {_duration(span_sim)}",
             f"- {len(nodes)} nodes, {len({t.get('sat_id') for t in ticks})} satellites mapped over the run",
             f"- zone served by an in-zone satellite at {100.0 * share['share']:.1f}% of ticks "
             f"({share['served']} of {share['ticks']})",
@@ -315,8 +317,20 @@ def generate(store: ResultsStore, run_id: str, out_dir: str | Path | None = None
             written.append(path)
             lines += ["Handovers above are read off the ticks (a change of the serving node); lead = emulated "
                       "time until the old satellite left the zone (`handovers_from_ticks.csv`).", ""]
+    more, files = workloads.group_section(requests, out)  # krios client --workload: per-group latency
+    lines += more
+    written += files
+    more, files = workloads.telemetry_section(store.rows(run_id, "telemetry"), ticks, handovers, out)
+    lines += more
+    written += files
     if pod_rows:
         lines += _bench_section(pod_rows, summary, figures, run.get("meta") or {})
+    turnover_rows = store.rows(run_id, "coldstart")
+    if turnover_rows:  # krios bench coldstart / churn
+        more, files = turnover.section(turnover_rows, store.rows(run_id, "churn"), run.get("meta") or {}, out,
+                                       seed=run.get("seed") or 0)
+        lines += more
+        written += files
     events = store.rows(run_id, "events")
     if events:
         lines += ["## Events", "", "| time | kind | data |", "| --- | --- | --- |"]

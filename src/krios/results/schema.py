@@ -12,7 +12,15 @@ changes whenever a column is added, and new columns are added in place
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 5
+#: What each version added (a database of an older version gains the columns when a store opens it;
+#: the rows it holds get NULL there).
+SCHEMA_HISTORY: dict[int, str] = {
+    2: "requests.client_host",
+    3: "requests.client, requests.app, handovers.app",
+    4: "tables coldstart and churn",
+    5: "requests.request_id, client_group, service, created_at, done_at, bytes; table telemetry",
+}
 
 #: Run status values. A run starts ``incomplete`` and stays so if its process dies.
 RUN_STATUSES = ("incomplete", "complete", "failed")
@@ -42,6 +50,15 @@ TABLES: dict[str, dict[str, str]] = {
         "status": "TEXT",  # ok | error | timeout | HTTP status code
         "error": "TEXT",
         "client_host": "TEXT",  # host the request was sent from (the client node)
+        "client": "TEXT",  # which client sent it: krios client --client-id, default <host>-<pid>
+        "app": "TEXT",  # the app it was aimed at: krios client --app, default the pods' label selector
+        # v5: Galileo's trace fields (krios.emulation.workload; workload groups: krios.config.workload)
+        "request_id": "TEXT",  # <client>:<seq>, unique in the run
+        "client_group": "TEXT",  # workload group the client belongs to (NULL: a plain krios client)
+        "service": "TEXT",  # the group's service: zone, a zone key LAT_LON or a Service NAME.NAMESPACE
+        "created_at": "REAL",  # unix s: when the open-loop schedule said to send
+        "done_at": "REAL",  # unix s: answer complete, or the request failed
+        "bytes": "INTEGER",  # response body bytes received (NULL: no answer)
     },
     # The emulator's node <-> satellite mapping, one row per node per tick (#6 writes).
     "ticks": {
@@ -62,6 +79,7 @@ TABLES: dict[str, dict[str, str]] = {
         "to_sat": "INTEGER",
         "lead_s": "REAL",  # s between the handover and the old satellite's zone exit
         "mode": "TEXT",  # proactive | reactive
+        "app": "TEXT",  # <namespace>/<app key> (krios.io/app-instance, else the first copy's name)
     },
     # Per-pod latency samples of the benchmarks (krios.measure.podlatency / krios.measure.sweep).
     "pod_latency": {
@@ -84,6 +102,71 @@ TABLES: dict[str, dict[str, str]] = {
         "deletionLatency": "REAL",  # ms, t_deleted - t_delete
         "error": "TEXT",
     },
+    # One row per arrival of `krios bench coldstart` (mode coldstart) and per pod of `krios bench churn`
+    # (mode churn), written as soon as the pod is gone (krios.measure.coldstart / krios.measure.churn).
+    "coldstart": {
+        "mode": "TEXT",  # coldstart | churn
+        "scheduler": "TEXT",  # schedulerName of the pod
+        "rps": "REAL",  # target arrival rate of the cell, 1/s
+        "step": "INTEGER",  # index of the rate step (ascending rates; churn: 0)
+        "cell": "INTEGER",  # position of the cell in the run's order
+        "repeat": "INTEGER",  # 1 in the repeated baseline cell
+        "seq": "INTEGER",  # arrival index within the cell
+        "pod": "TEXT",
+        "node": "TEXT",  # node the pod was bound to
+        "served_via": "TEXT",  # ready (virtual kubelets: served = Ready) | http (a GET answered 2xx)
+        "t_arrival": "REAL",  # unix s: when the open-loop schedule said to send
+        "t_submit": "REAL",  # unix s: create request sent
+        "t_bound": "REAL",  # PodScheduled=True / nodeName observed
+        "t_ready": "REAL",  # Ready=True observed
+        "t_served": "REAL",  # the one request answered (= t_ready with served_via ready)
+        "t_delete": "REAL",  # delete request sent
+        "t_deleted": "REAL",  # DELETED watch event
+        "lagMs": "REAL",  # ms, t_submit - t_arrival (sender lateness; should stay ~0)
+        "schedulingLatency": "REAL",  # ms, t_bound - t_submit
+        "podReadyLatency": "REAL",  # ms, t_ready - t_submit
+        "coldStartLatency": "REAL",  # ms, t_served - t_arrival (the bound of a rate step applies to it)
+        "deletionLatency": "REAL",  # ms, t_deleted - t_delete
+        "error": "TEXT",
+    },
+    # Backlog samples of `krios bench churn`, one per sampling period per cell.
+    "churn": {
+        "scheduler": "TEXT",
+        "cell": "INTEGER",
+        "repeat": "INTEGER",  # 1 in the repeated baseline cell
+        "rate": "REAL",  # target creation rate, 1/s
+        "t": "REAL",  # unix s of the sample
+        "created": "INTEGER",  # pods submitted so far in the cell
+        "ready": "INTEGER",  # of those, seen Ready so far
+        "deleted": "INTEGER",  # of those, gone so far
+        "failed": "INTEGER",  # of those, with an error so far
+        "not_ready": "INTEGER",  # backlog: created, not (yet) Ready, no error
+        "not_deleted": "INTEGER",  # backlog: created, not yet gone
+        "create_rate": "REAL",  # 1/s, creations since the previous sample
+        "ready_rate": "REAL",  # 1/s, pods turned Ready since the previous sample
+    },
+    # Node telemetry of `krios telemetry` (krios.measure.telemetry): per sample (interval), per node, one row
+    # per CPU (kind cpu, item total|cpu<N>), memory (mem), network interface (net), load (load) and
+    # watched process (proc, item = its name).
+    "telemetry": {
+        "t": "REAL",  # unix s of the sample
+        "interval": "INTEGER",  # sample index within the run (0, 1, ...); paused intervals are skipped
+        "node": "TEXT",  # the Kubernetes node the row describes
+        "host": "TEXT",  # the machine sampled (local clusters: one host for every virtual node)
+        "kind": "TEXT",  # cpu | mem | net | load | proc | cgroup
+        "item": "TEXT",  # cpu: total | cpu0 ...; net: interface; proc: process name; cgroup: its path; else total
+        "pid": "INTEGER",  # proc rows
+        "cpu_pct": "REAL",  # cpu: busy % of that CPU since the previous sample; proc: % of one CPU
+        "mem_bytes": "INTEGER",  # mem: used (total - available); proc: resident set size
+        "mem_pct": "REAL",  # mem_bytes as % of the host's memory
+        "rx_bytes": "INTEGER",  # net: counters since boot (differences give rates)
+        "tx_bytes": "INTEGER",
+        "rx_packets": "INTEGER",
+        "tx_packets": "INTEGER",
+        "load1": "REAL",  # load: 1, 5 and 15 min load averages
+        "load5": "REAL",
+        "load15": "REAL",
+    },
     # Free-form events (phase changes, faults, notes).
     "events": {
         "t": "REAL",  # unix s
@@ -98,7 +181,10 @@ JSON_COLUMNS: dict[str, tuple[str, ...]] = {"runs": ("meta",), "events": ("data"
 #: Per table, the columns that (with ``run_id``) identify a row: the store skips a row whose key is
 #: already there (a restarted emulator never writes a tick twice). A plain index, not a UNIQUE one,
 #: so databases that already hold duplicates still open.
-KEYS: dict[str, tuple[str, ...]] = {"ticks": ("t_sim", "node")}
+KEYS: dict[str, tuple[str, ...]] = {
+    "ticks": ("t_sim", "node"),
+    "telemetry": ("t", "node", "kind", "item", "pid"),  # a node's JSON Lines imported twice adds nothing
+}
 
 #: Indexes that make per-run reads (and the key look-ups) cheap.
 INDEXES = {table: f"CREATE INDEX IF NOT EXISTS {table}_run ON {table}(run_id)" for table in TABLES}
