@@ -73,7 +73,7 @@ def test_check_mode_resolves_and_touches_nothing(tmp_path: Path) -> None:
     db = tmp_path / "results" / "krios.sqlite"
     r = run_playbook(tmp_path, [
         mod("krios_emulator", "emulator", check=True, scenario=SCENARIO, duration_s=300, db=str(db),
-            kubeconfig=str(tmp_path / "nowhere.conf")),
+            kubeconfig=str(tmp_path / "nowhere.conf"), rtt_model="krios-emulator"),
         mod("krios_client", "client", check=True, scenario=SCENARIO, service="krios-app.default",
             until_emulator_done=True, run_id="r1", rtt_injection="standin", db=str(db)),
         mod("krios_bench", "sweep", check=True, scenario=SCENARIO, samples_per_latency=3, db=str(db)),
@@ -84,7 +84,7 @@ def test_check_mode_resolves_and_touches_nothing(tmp_path: Path) -> None:
     assert emu["config"]["duration_s"] == 300.0 and emu["config"]["acceleration"] == 10.0
     assert emu["config"]["start"].startswith("2026-01-01T00:00:00") and emu["config"]["radius_km"] == 100.0
     assert emu["wall_s"] == 30.0 and emu["counts"]["ticks"] == 301
-    assert emu["injection"] == {"emulator": "none"}
+    assert emu["injection"] == {"emulator": "none"} and emu["config"]["rtt_model"] == "krios-emulator"
     assert client["config"]["rate_hz"] == 5.0 and client["config"]["selector"] == "leozone=37.7749_-122.4194"
     assert client["injection"] == {"client": "standin"} and client["run_id"] == "r1"
     # the scenario's sweep: 4 delays x 2 schedulers + 2 repeated zero cells, 3 pods each
@@ -197,7 +197,7 @@ def test_emulator_client_and_sweep_write_one_run(tmp_path: Path, control_plane, 
     assert emu["summary"]["served_share"] == pytest.approx(len(served) / len(instants), abs=1e-4)
     assert emu["summary"]["served_share"] >= 0.9
     assert emu["counts"]["handovers"] == 0 and emu["summary"]["handover_lead_median_s"] is None
-    assert emu["injection"] == {"emulator": "none"}
+    assert emu["injection"] == {"emulator": "none"} and emu["config"]["rtt_model"] == "krios-emulator"
 
     # the client: stopped by the emulator's end, every request recorded
     assert cl["run_id"] == run_id and cl["stopped_by"] == "emulator_done"

@@ -55,6 +55,13 @@ options:
   horizon_s:
     description: Assign satellites entering the zone within this many emulated seconds (default 900).
     type: float
+  rtt_model:
+    description:
+      - Client RTT model of the published latency matrix - C(physical) (propagation plus 9 ms per started
+        1,000 km) or C(krios-emulator) (the original emulator's hop bands). Default the scenario's
+        C(latency.rtt_model). Recorded in the run's metadata.
+    type: str
+    choices: [physical, krios-emulator]
   nodes:
     description: Node names to emulate satellites. Default the first C(workers) worker nodes of the scenario.
     type: list
@@ -120,7 +127,7 @@ config:
   type: dict
   sample: {scenario: sf_4workers, start: "2026-01-01T00:00:00Z", duration_s: 600.0, acceleration: 10.0,
            tick_s: 1.0, lookahead_s: 30.0, horizon_s: 900.0, seed: 0, leozone: "37.7749_-122.4194",
-           radius_km: 100.0}
+           radius_km: 100.0, rtt_model: physical}
 wall_s:
   description: Wall seconds the emulation takes (planned in check mode, measured otherwise).
   returned: always
@@ -170,6 +177,7 @@ def _config_doc(cfg) -> dict:
         "scenario": cfg.scenario, "start": iso(cfg.start), "duration_s": cfg.duration_s,
         "acceleration": cfg.acceleration, "tick_s": cfg.tick_s, "lookahead_s": cfg.lookahead_s,
         "horizon_s": cfg.horizon_s, "seed": cfg.seed, "leozone": cfg.leozone, "radius_km": cfg.zone.radius_km,
+        "rtt_model": cfg.latency.rtt_model,
     }
 
 
@@ -185,7 +193,7 @@ def run(module: AnsibleModule) -> dict:
     scenario = scenarios.load(p["scenario"])
     config = EmulatorConfig.from_scenario(
         scenario, duration_s=p["duration_s"], start=p["start"], seed=p["seed"], acceleration=p["acceleration"],
-        tick_s=p["tick_s"], horizon_s=p["horizon_s"], lookahead_s=p["lookahead_s"],
+        tick_s=p["tick_s"], horizon_s=p["horizon_s"], lookahead_s=p["lookahead_s"], rtt_model=p["rtt_model"],
     )
     n_ticks = math.floor(config.duration_s / config.tick_s + 1e-9) + 1
     result = {
@@ -231,6 +239,7 @@ def main() -> None:
             "tick_s": {"type": "float"},
             "lookahead_s": {"type": "float"},
             "horizon_s": {"type": "float"},
+            "rtt_model": {"type": "str", "choices": ["physical", "krios-emulator"]},
             "nodes": {"type": "list", "elements": "str"},
             "node_selector": {"type": "str"},
             "log": {"type": "path"},
