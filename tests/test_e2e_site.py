@@ -74,6 +74,7 @@ def test_site_yml_local_end_to_end_through_ansible_runner(tmp_path):
     st = ResultsStore(db)
     (run,) = st.runs()
     assert run["kind"] == "experiment" and run["status"] == "complete" and run["scenario"] == "sf_4workers"
+    assert run["meta"]["emulator"]["rtt_model"] == "physical"  # the RTT model the run used, recorded
     counts = st.counts(run["id"])
     # 4 nodes x 200 one-second ticks; a loaded machine makes the emulator skip
     # (and log as skipped) ticks it fell behind on, so ask for at least half.

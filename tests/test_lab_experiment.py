@@ -187,6 +187,7 @@ def test_experiment_on_lab_nodes(lab_env):
     assert hosts["Send the requests (the emulation's wall time), every one recorded"].startswith(client_node)
     emulator_host = st.run(run_id)["meta"]["emulator"]["host"]
     assert emulator_host.startswith(control_node), emulator_host
+    assert st.run(run_id)["meta"]["emulator"]["rtt_model"] == "physical"  # merged from the control node
     merged = [e["event_data"]["res"] for e in events if e["event"] == "runner_on_ok"
               and e["event_data"].get("task") == "Merge the ticks into the controller's run"]
     assert merged and " ticks rows added" in merged[0]["stdout"], merged

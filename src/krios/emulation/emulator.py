@@ -239,6 +239,8 @@ class Emulator:
         if store is not None:
             self.run_id = store.start_run("emulator", scenario=config.scenario, seed=config.seed, meta=meta,
                                           run_id=run_id)  # fmt: skip
+            # A joined run (the experiment's) keeps its own metadata: say which RTT model this run used there too.
+            store.merge_meta(self.run_id, "emulator", rtt_model=config.latency.rtt_model)
             default_log = store.results_dir / self.run_id / "ticks.jsonl"
             last_t, self._last_rows = store.last_tick(self.run_id) if run_id is not None else (None, [])
             if last_t is not None:
