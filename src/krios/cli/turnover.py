@@ -193,21 +193,31 @@ def _coldstart(args: argparse.Namespace) -> int:
         image=args.image,
     ).check()
     bench = _Bench(args, "bench-coldstart", "coldstart", cfg)
+
+    def measure(progress: Any) -> Any:
+        result = run_coldstart(bench.api, cfg, lambda row: bench.record("coldstart", row), run_label=bench.run_label,
+                               progress=progress, check=bench.injector.check, wait_ready=bench.wait_ready)
+        bench.store.update_meta(bench.run_id, saturation=result.saturation, cells=result.cells)
+        return result
+
+    print("\n".join(summary_lines(_measure(bench, measure, Progress("coldstart", enabled=not args.quiet)), cfg)))
+    bench.report()
+    return 0
+
+
+def _measure(bench: _Bench, measure: Any, progress: Any) -> Any:
+    """``measure(progress)`` with the schedulers started; the run finished ``complete`` or ``failed`` whatever
+    happens, SIGTERM turned into an orderly stop meanwhile."""
     status = "failed"
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         bench.start_schedulers()
-        result = run_coldstart(bench.api, cfg, lambda row: bench.record("coldstart", row), run_label=bench.run_label,
-                               progress=Progress("coldstart", enabled=not args.quiet), check=bench.injector.check,
-                               wait_ready=bench.wait_ready)
-        bench.store.update_meta(bench.run_id, saturation=result.saturation, cells=result.cells)
+        result = measure(progress)
         status = "complete"
     finally:
         signal.signal(signal.SIGTERM, previous)
         bench.close(status)
-    print("\n".join(summary_lines(result, cfg)))
-    bench.report()
-    return 0
+    return result
 
 
 def _churn(args: argparse.Namespace) -> int:
@@ -223,17 +233,11 @@ def _churn(args: argparse.Namespace) -> int:
         repeat_baseline=not args.no_repeat, image=args.image,
     ).check()
     bench = _Bench(args, "bench-churn", "churn", cfg)
-    status = "failed"
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        bench.start_schedulers()
-        summary = run_churn(bench.api, cfg, bench.record, run_label=bench.run_label,
-                            progress=Progress("churn", enabled=not args.quiet), check=bench.injector.check,
-                            wait_ready=bench.wait_ready)
-        status = "complete"
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        bench.close(status)
-    print("\n".join(summary_lines(summary, cfg)))
+
+    def measure(progress: Any) -> Any:
+        return run_churn(bench.api, cfg, bench.record, run_label=bench.run_label, progress=progress,
+                         check=bench.injector.check, wait_ready=bench.wait_ready)
+
+    print("\n".join(summary_lines(_measure(bench, measure, Progress("churn", enabled=not args.quiet)), cfg)))
     bench.report()
     return 0
