@@ -260,14 +260,12 @@ def cmd_controller(args: argparse.Namespace) -> int:
     return _run(daemon, CONTROLLER_NAME, scenario)
 
 
-def cmd_bench_failover(args: argparse.Namespace) -> int:
-    from krios.bench.failover import FailoverConfig, format_report, run_bench
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
-    cfg = FailoverConfig(kills=args.kills, rate=args.rate, scenario=args.scenario, lookahead_s=args.lookahead_s,
-                         workers=args.workers, modes=tuple(m for m in args.modes.split(",") if m),
-                         state_dir=args.state_dir)
-    cfg.check()
-    result = run_bench(cfg, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+
+def _bench_out(args: argparse.Namespace, result: Any, format_report: Any) -> int:
+    """Print a benchmark's result: JSON with ``--json``, else its text report."""
     if args.json:
         import json
 
@@ -275,6 +273,16 @@ def cmd_bench_failover(args: argparse.Namespace) -> int:
     else:
         print(format_report(result))
     return 0
+
+
+def cmd_bench_failover(args: argparse.Namespace) -> int:
+    from krios.bench.failover import FailoverConfig, format_report, run_bench
+
+    cfg = FailoverConfig(kills=args.kills, rate=args.rate, scenario=args.scenario, lookahead_s=args.lookahead_s,
+                         workers=args.workers, modes=tuple(m for m in args.modes.split(",") if m),
+                         state_dir=args.state_dir)
+    cfg.check()
+    return _bench_out(args, run_bench(cfg, progress=_progress), format_report)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -284,11 +292,4 @@ def cmd_bench(args: argparse.Namespace) -> int:
                       fast_qps=args.unthrottled_qps, fast_burst=args.unthrottled_burst, backlog=args.backlog,
                       parallelism=args.parallelism, state_dir=args.state_dir)
     cfg.check()
-    result = run_bench(cfg, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
-    if args.json:
-        import json
-
-        print(json.dumps(result, indent=2))
-    else:
-        print(format_report(result))
-    return 0
+    return _bench_out(args, run_bench(cfg, progress=_progress), format_report)
