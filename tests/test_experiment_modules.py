@@ -172,7 +172,7 @@ def test_emulator_client_and_sweep_write_one_run(tmp_path: Path, control_plane, 
     kube = str(control_plane.kubeconfig)
     r = run_playbook(tmp_path, [
         {**mod("krios_emulator", "emulator", scenario=SCENARIO, duration_s=30, run_id=run_id, db=str(db),
-               kubeconfig=kube),
+               kubeconfig=kube, rtt_model="krios-emulator"),
          "async": 300, "poll": 0, "register": "emu_job"},
         {**mod("krios_client", "client", scenario=SCENARIO, target=web, rate_hz=20, until_emulator_done=True,
                max_duration_s=120, run_id=run_id, db=str(db), kubeconfig=kube), "register": "client"},
