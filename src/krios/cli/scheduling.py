@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     _add_common(p)
     p.add_argument("--parallelism", type=int, default=D.PARALLELISM, metavar="N",
                    help=f"concurrent scheduling attempts / binds (default {D.PARALLELISM})")
+    p.add_argument("--backup-reservations", action="store_true",
+                   help='reserve a backup node for every delay_ pod without leozone (default: only pods '
+                        'labelled krios.io/backup: "true")')
     p.set_defaults(func=cmd_scheduler)
 
     c = sub.add_parser(
@@ -229,7 +232,8 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     from krios.kube.config import load_client
 
     constellation, scenario = load_orbits(args)
-    cfg = _config(SchedulerConfig, args, scenario, parallelism=args.parallelism)
+    cfg = _config(SchedulerConfig, args, scenario, parallelism=args.parallelism,
+                  backup_reservations=args.backup_reservations or None)
     api = load_client(args.kubeconfig)
     return _run(Scheduler(api, constellation, **cfg.kwargs()), SCHEDULER_NAME, scenario)
 

@@ -15,6 +15,11 @@ without API access:
 - :func:`is_cloud`, :func:`prefer_cloud`: pods without delay/leozone labels go
   to ``kubernetes.io/role=cloud`` nodes when there are any.
 - :func:`filter_nodes`: all of the above over a candidate list, with reasons.
+- :func:`node_failure`, :func:`placement_violation`: why a *bound* pod should
+  move (its node gone, not Ready, out of the matrix, or a delay label broken),
+  for the controller's re-placement.
+- :func:`reserved_slots`: the backup reservations (:mod:`krios.control.backup`)
+  per node, which :func:`fit_and_prefer` counts as used.
 
 RTTs are round-trip times in milliseconds, ``rtt[from][to]``, as in the
 ``krios-latency`` ConfigMap (:mod:`krios.control.placement`).
@@ -30,8 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from krios.errors import ConfigError
-from krios.kube.names import DELAY_PREFIX, LEOZONE_LABEL
-from krios.kube.objects import labels, name_of, node_ready
+from krios.kube.names import ANNOTATION_PREFIX, DELAY_PREFIX, LEOZONE_LABEL
+from krios.kube.objects import labels, name_of, node_ready, pod_deleting
 
 Obj = dict[str, Any]
 
@@ -47,6 +52,14 @@ DELAY_REASON = "node(s) violate the pod's delay_ constraints"
 UNPLACED_APP = "app:{}"
 #: The resources :func:`fits` checks (others in requests are ignored, like extended resources).
 CHECKED_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+
+#: Pod label asking for a backup reservation (``"true"``; ``"false"`` opts out of the scheduler's default).
+BACKUP_LABEL = f"{ANNOTATION_PREFIX}backup"
+#: Pod annotations of a backup reservation: the reserved node, and the constraint group sharing the slot.
+BACKUP_NODE_ANNOTATION = f"{ANNOTATION_PREFIX}backup-node"
+BACKUP_GROUP_ANNOTATION = f"{ANNOTATION_PREFIX}backup-group"
+#: :func:`node_failure`'s reason for a node missing from the API.
+NODE_GONE = "node gone"
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
@@ -161,15 +174,15 @@ def fits(pod: Obj, node: Obj, bound_pods: Iterable[Obj]) -> str | None:
         count += 1
         for res, q in pod_requests(other).items():
             used[res] = used.get(res, 0.0) + q
-    return _shortfall(pod_requests(pod), node_allocatable(node), used, count)
+    return shortfall(pod_requests(pod), node_allocatable(node), used, count)
 
 
 def _finished(pod: Obj) -> bool:
     return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
-def _shortfall(want: Mapping[str, float], have: Mapping[str, float], used: Mapping[str, float],
-               count: int) -> str | None:
+def shortfall(want: Mapping[str, float], have: Mapping[str, float], used: Mapping[str, float],
+              count: int) -> str | None:
     """kube-scheduler's reason if ``want`` does not fit ``have`` minus ``used`` (``count`` pods bound)."""
     if "pods" in have and count + 1 > have["pods"]:
         return "Too many pods"
@@ -351,24 +364,84 @@ def filter_nodes(pod: Obj, candidates: Sequence[tuple[str, Obj]], *, pods: Itera
     return prefer_cloud(pod, out)
 
 
-# -- re-placement (building block; the controller does not call it yet) ---------------------------------------
-def placement_violation(pod: Obj, node: Obj | None, *, pods: Iterable[Obj], delays: Mapping[str, float],
-                        rtt: Mapping[str, Mapping[str, float]]) -> str | None:
-    """Why the bound ``pod`` should move, or ``None``: its node is gone or not ``Ready``, or (with ``delays``)
-    the node left the latency matrix or the current matrix violates a delay label (:func:`delay_violation`,
-    the pod itself not counted as its app)."""
+# -- re-placement (the controller) ------------------------------------------------------------------------
+def in_matrix(name: str, rtt: Mapping[str, Mapping[str, float]]) -> bool:
+    """``name`` is a row or a column of the latency matrix."""
+    return name in rtt or any(name in row for row in rtt.values())
+
+
+def node_failure(node: Obj | None, *, delays: Mapping[str, float] | None = None,
+                 rtt: Mapping[str, Mapping[str, float]] | None = None) -> str | None:
+    """Why ``node`` can no longer host a pod, or ``None``: it is gone from the API (:data:`NODE_GONE`), not
+    ``Ready``, or -- for a pod with ``delays`` and a non-empty matrix -- gone from the latency matrix."""
     if node is None:
-        return "node gone"
+        return NODE_GONE
     if not node_ready(node):
         return f"node {name_of(node)} not Ready"
-    if not delays:
-        return None
     name = name_of(node)
-    if rtt and name not in rtt and not any(name in row for row in rtt.values()):
+    if delays and rtt and not in_matrix(name, rtt):  # an empty (or no) matrix says nothing
         return f"node {name} not in the latency matrix"
+    return None
+
+
+def placement_violation(pod: Obj, node: Obj | None, *, pods: Iterable[Obj], delays: Mapping[str, float],
+                        rtt: Mapping[str, Mapping[str, float]],
+                        apps: Mapping[str, Sequence[Obj]] | None = None) -> str | None:
+    """Why the bound ``pod`` should move, or ``None``: :func:`node_failure`, or (with ``delays``) the current
+    matrix violates a delay label (:func:`delay_violation`, the pod itself not counted as its app).
+    ``apps``: :func:`pods_by_app` of ``pods`` when the caller has it already."""
+    why = node_failure(node, delays=delays, rtt=rtt)
+    if why is not None or not delays:
+        return why
+    assert node is not None
+    name = name_of(node)
     uid = (pod.get("metadata") or {}).get("uid")
-    targets = delay_targets(delays, pods_by_app(pods), rtt, (name,), exclude_uid=uid)
+    targets = delay_targets(delays, pods_by_app(pods) if apps is None else apps, rtt, (name,), exclude_uid=uid)
     return delay_violation(name, targets, rtt)
+
+
+def reserved_slots(pods: Iterable[Obj]) -> dict[str, dict[str, dict[str, float]]]:
+    """``node -> group -> requests`` of the backup reservations held by ``pods``: each bound, live pod with a
+    :data:`BACKUP_NODE_ANNOTATION` reserves its requests there; pods of one group
+    (:data:`BACKUP_GROUP_ANNOTATION`) share one slot per node, as large as the largest of them."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for p in pods:
+        node, group = _reservation(p)
+        if node is None:
+            continue
+        try:
+            req = _requests_cached(p)
+        except ConfigError:
+            continue
+        slot = out.setdefault(node, {}).setdefault(group, {})
+        for res, q in req.items():
+            slot[res] = max(slot.get(res, 0.0), q)
+    return out
+
+
+def _reservation(p: Obj) -> tuple[str | None, str]:
+    """``(backup node, group)`` of a bound, live pod holding a reservation, else ``(None, "")``."""
+    notes = (p.get("metadata") or {}).get("annotations")
+    if not notes or BACKUP_NODE_ANNOTATION not in notes:
+        return None, ""
+    node = notes.get(BACKUP_NODE_ANNOTATION)
+    own = (p.get("spec") or {}).get("nodeName")
+    if not node or not own or node == own or pod_deleting(p) or _finished(p):
+        return None, ""
+    return node, notes.get(BACKUP_GROUP_ANNOTATION) or name_of(p)
+
+
+def add_slots(used: dict[str, float], slots: Mapping[str, Mapping[str, float]], skip_group: str | None = None) -> int:
+    """Add the reserved ``slots`` (group -> requests) of one node to ``used``; returns how many were added
+    (each counts as one pod). ``skip_group``: the group whose slot is left out (it is free for its pods)."""
+    n = 0
+    for group, req in slots.items():
+        if group == skip_group:
+            continue
+        n += 1
+        for res, q in req.items():
+            used[res] = used.get(res, 0.0) + q
+    return n
 
 
 # -- the scheduler's hooks (cheap when a pod uses none of this) -------------------------------------------------
@@ -431,18 +504,22 @@ def fit_and_prefer(pod: Obj, feasible: list[tuple[str, Obj]], pods: Callable[[],
                    reasons: list[str] | None = None, assigned: Mapping[str, str] | None = None,
                    ) -> list[tuple[str, Obj]]:
     """The ``(name, node)`` of ``feasible`` the pod's requests fit (:func:`fits`, only if it requests
-    something), cloud-preferred (:func:`prefer_cloud`). ``pods()``: the pods that count (called only for a
-    pod with requests); ``assigned``: ``namespace/name -> node`` of pods decided but not yet seen bound.
+    something; backup reservations, :func:`reserved_slots`, count as used, one pod each), cloud-preferred
+    (:func:`prefer_cloud`). ``pods()``: the pods that count (called only for a pod with requests);
+    ``assigned``: ``namespace/name -> node`` of pods decided but not yet seen bound.
     With ``reasons``, one reason per dropped node (``Insufficient cpu``)."""
     if feasible and requests_something(pod):
         uid = (pod.get("metadata") or {}).get("uid")
         names = {name for name, _ in feasible}
         used: dict[str, dict[str, float]] = {}
         count: dict[str, int] = {}
+        slots: list[Obj] = []  # pods holding a backup reservation (krios.control.backup)
         for p in pods():
             meta = p.get("metadata") or {}
             if (uid is not None and meta.get("uid") == uid) or _finished(p):
                 continue
+            if BACKUP_NODE_ANNOTATION in (meta.get("annotations") or ()):
+                slots.append(p)
             node = (p.get("spec") or {}).get("nodeName")
             if not node and assigned:
                 node = assigned.get(f"{meta.get('namespace')}/{meta.get('name')}")
@@ -456,11 +533,14 @@ def fit_and_prefer(pod: Obj, feasible: list[tuple[str, Obj]], pods: Callable[[],
             acc = used.setdefault(node, {})
             for res, q in req.items():
                 acc[res] = acc.get(res, 0.0) + q
+        for node, groups in reserved_slots(slots).items():
+            if node in names:
+                count[node] = count.get(node, 0) + add_slots(used.setdefault(node, {}), groups)
         want = pod_requests(pod)
         kept = []
         for name, node in feasible:
             try:
-                why = _shortfall(want, node_allocatable(node), used.get(name, {}), count.get(name, 0))
+                why = shortfall(want, node_allocatable(node), used.get(name, {}), count.get(name, 0))
             except ConfigError as err:
                 why = f"node(s) with bad resource quantities ({err.field})"
             if why is None:

@@ -34,6 +34,20 @@ another in-zone satellite above ``P``'s. To move, it makes before it breaks:
    between the delete and the mark -- is marked and recorded by whichever
    controller leads next, so a crash loses no handover row.
 
+**Re-placement** (kubernetes-edge-scheduler parity): a pod with ``delay_*``
+labels and no ``leozone`` is moved by the same machinery -- successor ``S``
+bound directly, ``P`` deleted once ``S`` is Ready -- when
+:func:`krios.control.constraints.placement_violation` says why: its node is
+gone from the API, not ``Ready`` or gone from the (non-empty) latency matrix
+(the successor goes to the pod's backup reservation if it still admits it,
+:func:`krios.control.backup.replacement_target`, else to the best valid
+node; ``P`` is deleted with grace 0 when its node is gone or not Ready, since
+no kubelet would finish a graceful delete), or a new ``krios-latency`` matrix
+breaks a ``delay_`` label of a Ready ``P``. The reason is on ``S``
+(``krios.io/move-reason``), in the ``KriosReplaced`` Event on ``P`` and the
+``KriosReplaceCompleted`` one on ``S``, and in the ``handovers`` row (``mode``
+``replace``, column ``reason``).
+
 If ``S`` is not Ready within ``ready_timeout_s`` (wall seconds) the failure is
 recorded on ``P`` (annotation ``krios.io/handover-failed: node=sat,...``; those
 nodes are skipped while they carry the same satellite), ``S`` is deleted,
@@ -62,9 +76,9 @@ from kubernetes.client import ApiClient
 
 from krios.config import defaults as D
 from krios.config import resolve
-from krios.control import handover, policies
+from krios.control import backup, constraints, handover, policies
 from krios.control.daemon import Daemon, DaemonConfig
-from krios.control.placement import node_is_worker
+from krios.control.placement import node_is_worker, pod_delays
 from krios.control.scheduler import DEFAULT_NAME as SCHEDULER_NAME
 from krios.errors import ConfigError
 from krios.kube.client import pod_path, status_of
@@ -101,6 +115,12 @@ FROM_NODE_ANNOTATION = f"{ANNOTATION_PREFIX}handover-from-node"
 FROM_SAT_ANNOTATION = f"{ANNOTATION_PREFIX}handover-from-sat"
 #: On a successor: the emulated unix s its handover completed (old copy deleted, row recorded).
 COMPLETED_ANNOTATION = f"{ANNOTATION_PREFIX}handover-completed"
+#: On a successor: why the copy moved (handovers: the satellite's exit or rank; re-placements: the violation).
+REASON_ANNOTATION = f"{ANNOTATION_PREFIX}move-reason"
+#: On a successor: ``replace`` (a delay-constrained pod re-placed); absent on a leozone pod's handover.
+KIND_ANNOTATION = f"{ANNOTATION_PREFIX}move-kind"
+#: The ``mode`` of a re-placement's ``handovers`` row.
+REPLACE_MODE = "replace"
 _TOKEN_VOLUME = re.compile(r"^(kube-api-access-[a-z0-9]+|.+-token-[a-z0-9]{5})$")
 
 
@@ -126,9 +146,12 @@ def successor_name(app: str, pod: Obj, attempt: int) -> str:
 
 
 def successor_body(pod: Obj, app: str, node: str, name: str, exit_time: float, wall: float,
-                   from_sat: int | None = None) -> Obj:
+                   from_sat: int | None = None, *, reason: str = "", kind: str = "handover",
+                   extra: dict[str, str] | None = None) -> Obj:
     """The successor of ``pod``: same spec bound to ``node``, labels plus the handover state
-    (``from_sat``: the satellite of ``pod``'s node, recorded with its node for the handover row)."""
+    (``from_sat``: the satellite of ``pod``'s node, recorded with its node for the handover row; ``reason``
+    and ``kind``: why and how it moves, ``handover`` or ``replace``; ``extra``: more annotations, e.g. the
+    successor's own backup reservation). ``pod``'s ``krios.io/`` annotations are not copied."""
     meta = pod["metadata"]
     spec = copy.deepcopy(pod.get("spec") or {})
     spec["nodeName"] = node
@@ -146,6 +169,9 @@ def successor_body(pod: Obj, app: str, node: str, name: str, exit_time: float, w
         EXIT_ANNOTATION: "nan" if math.isnan(exit_time) else f"{exit_time:.3f}",
         FROM_NODE_ANNOTATION: pod_node(pod) or "",
         FROM_SAT_ANNOTATION: "" if from_sat is None else str(from_sat),
+        **({REASON_ANNOTATION: reason} if reason else {}),
+        **({KIND_ANNOTATION: kind} if kind != "handover" else {}),  # absent on handovers (older controllers')
+        **(extra or {}),
     })
     return {
         "apiVersion": "v1",
@@ -203,7 +229,8 @@ class Controller(Daemon):
     on_handover:
         Called with a ``handovers`` row (:mod:`krios.results.schema`: ``t_sim``,
         ``from_node``, ``to_node``, ``from_sat``, ``to_sat``, ``lead_s``, ``mode``,
-        ``app`` = ``<namespace>/<app key>``) after each completed handover, e.g. to
+        ``app`` = ``<namespace>/<app key>``, ``reason``: why it moved; ``mode`` ``replace`` for a
+        re-placement) after each completed handover or re-placement, e.g. to
         record it in the results store; exactly once per handover, also across a
         controller crash (see the module docstring).
     """
@@ -236,7 +263,7 @@ class Controller(Daemon):
         self._rng = random.Random(seed)
         self.pods = Informer(
             self.watch_client, "/api/v1/pods", name="pods",
-            field_selector=f"spec.schedulerName={scheduler_name}", label_selector=LEOZONE_LABEL,
+            field_selector=f"spec.schedulerName={scheduler_name}",  # leozone and delay_ pods (no prefix selector)
         )
         self._wake = threading.Event()
         for inf in (self.pods, self.nodes):
@@ -244,6 +271,7 @@ class Controller(Daemon):
         self._thread: threading.Thread | None = None
         self._noted: dict[str, str] = {}  # pod key -> last "waiting" note (log/event dedupe)
         self._completed: set[str] = set()  # uids of successors this process marked done (the cache may lag)
+        self._pass_pods: tuple[list[Obj], dict[str, list[Obj]]] | None = None
         #: Counters: handovers started/completed/failed, API errors.
         self.stats = Counter()
 
@@ -286,6 +314,7 @@ class Controller(Daemon):
         nxt = wall + self.resync_s
         nodes = {name_of(n): n for n in self.nodes.list()}
         apps: dict[tuple[str, str], list[Obj]] = {}
+        self._pass_pods = None  # the pods and apps of this pass, listed when a re-placement check needs them
         for pod in self.pods.list():
             if self._managed(pod):
                 apps.setdefault((pod["metadata"]["namespace"], app_key(pod)), []).append(pod)
@@ -302,7 +331,8 @@ class Controller(Daemon):
         meta = pod.get("metadata") or {}
         owned = any(ref.get("controller") for ref in meta.get("ownerReferences") or [])
         return (not owned and bool(pod_node(pod)) and not pod_terminating(pod)
-                and (pod.get("spec") or {}).get("schedulerName") == self.scheduler_name)
+                and (pod.get("spec") or {}).get("schedulerName") == self.scheduler_name
+                and (LEOZONE_LABEL in labels(pod) or backup.replaceable(pod)))
 
     def _reconcile_app(self, app: str, pods: list[Obj], nodes: dict[str, Obj], now: float, wall: float) -> float:
         by_name = {name_of(p): p for p in pods}
@@ -320,6 +350,8 @@ class Controller(Daemon):
                 self._recover(app, pod, src, nodes, now)
             if name_of(pod) in successors:
                 nxt = min(nxt, self._progress(app, pod, successors[name_of(pod)], nodes, now, wall))
+            elif LEOZONE_LABEL not in labels(pod):  # delay_ labels only: re-placed, never handed over
+                nxt = min(nxt, self._watch_placement(app, pod, nodes, wall))
             elif pod_ready(pod):
                 nxt = min(nxt, self._watch_exit(app, pod, nodes, now, wall))
         return nxt
@@ -388,25 +420,89 @@ class Controller(Daemon):
         self._noted.pop(key, None)
         attempt = len(failed_nodes(pod))
         name = successor_name(app, pod, attempt)
-        body = successor_body(pod, app, best.node, name, exit_time, wall, from_sat=sat)
-        ns = pod["metadata"]["namespace"]
-        try:
-            self.client.post(pod_path(ns), body)
-        except Exception as exc:
-            if status_of(exc) == 409:  # created before a crash or a lost answer
-                log.info("%s: successor %s exists already", key, name)
-                return
-            self.stats["errors"] += 1
-            log.warning("%s: cannot create successor %s: %s", key, name, status_of(exc) or exc)
-            return
-        self.stats["started"] += 1
         left = "now" if math.isnan(exit_time) else f"in {exit_time - now:.0f} s"
         why = (f"{self.policy} ranks sat {best.sat_id} above sat {sat} in zone {labels(pod).get(LEOZONE_LABEL)}"
                if decision.reason == "better" else f"sat {sat} leaves zone {labels(pod).get(LEOZONE_LABEL)} {left}")
+        body = successor_body(pod, app, best.node, name, exit_time, wall, from_sat=sat, reason=why)
+        if not self._post_successor(pod, body):
+            return
         self.events.event(pod, "Normal", "HandoverStarted", "Handover",
                           f"{why}; starting {name} on "
                           f"{best.node} (sat {best.sat_id}, {best.remaining_s:.0f} s in zone)")
         log.info("%s: handover started to %s on %s (sat %s -> %s)", key, name, best.node, sat, best.sat_id)
+
+    def _post_successor(self, pod: Obj, body: Obj) -> bool:
+        """Create the successor ``body`` of ``pod``; ``False`` if it exists already (409) or the API refused."""
+        key, name = object_key(pod), body["metadata"]["name"]
+        try:
+            self.client.post(pod_path(pod["metadata"]["namespace"]), body)
+        except Exception as exc:
+            if status_of(exc) == 409:  # created before a crash or a lost answer
+                log.info("%s: successor %s exists already", key, name)
+                return False
+            self.stats["errors"] += 1
+            log.warning("%s: cannot create successor %s: %s", key, name, status_of(exc) or exc)
+            return False
+        self.stats["started"] += 1
+        return True
+
+    # -- re-placement of delay-constrained pods ------------------------------------------------
+    def _pods_now(self) -> tuple[list[Obj], dict[str, list[Obj]]]:
+        """The cached pods and :func:`~krios.control.constraints.pods_by_app` of this pass (listed once)."""
+        if self._pass_pods is None:
+            pods = self.pods.list()
+            self._pass_pods = (pods, constraints.pods_by_app(pods))
+        return self._pass_pods
+
+    def _watch_placement(self, app: str, pod: Obj, nodes: dict[str, Obj], wall: float) -> float:
+        """Move ``pod`` (``delay_`` labels, no ``leozone``) when its node failed or its constraint broke."""
+        key = object_key(pod)
+        try:
+            delays = pod_delays(pod)
+        except ConfigError as err:
+            self.warn_once(pod, "InvalidLabel", f"cannot re-place: {err}", value=repr(sorted(labels(pod).items())))
+            return math.inf
+        rtt = self.latency.rtt
+        node = nodes.get(pod_node(pod) or "")
+        failure = constraints.node_failure(node, delays=delays, rtt=rtt)
+        why = failure
+        if why is None:
+            if not rtt or not pod_ready(pod):
+                return math.inf  # no matrix (yet) says nothing; a pod not serving yet is not moved for a delay
+            pods, apps = self._pods_now()
+            why = constraints.placement_violation(pod, node, pods=pods, delays=delays, rtt=rtt, apps=apps)
+            if why is None:
+                self._noted.pop(key, None)
+                return math.inf
+        pods, _apps = self._pods_now()
+        busy = {pod_node(p) for p in pods if app_key(p) == app
+                and p["metadata"]["namespace"] == pod["metadata"]["namespace"]}
+        target, reserved = backup.replacement_target(
+            pod, nodes.values(), pods, rtt, failure=failure is not None,
+            exclude={n for n in busy if n} | set(failed_nodes(pod)))
+        if target is None:
+            note = f"{why}; no node satisfies its constraints"
+            if self._noted.get(key) != note:
+                self._noted[key] = note
+                self.events.event(pod, "Warning", "NoReplacementNode", "Replace", note)
+            return wall + self.resync_s
+        self._noted.pop(key, None)
+        name = successor_name(app, pod, len(failed_nodes(pod)))
+        extra: dict[str, str] = {}
+        if backup.BACKUP_NODE_ANNOTATION in annotations(pod) or backup.wants_backup(pod):
+            succ = {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": target},
+                    "metadata": {**pod["metadata"], "uid": None}}
+            extra = backup.reservation(pod, backup.choose_backup(succ, target, nodes.values(), pods, rtt))
+        old_node = nodes.get(pod_node(pod) or "")
+        body = successor_body(pod, app, target, name, math.nan, wall,
+                              from_sat=self.sat_of(old_node) if old_node is not None else None,
+                              reason=why, kind="replace", extra=extra)
+        if not self._post_successor(pod, body):
+            return wall + self.resync_s
+        where = f"{target} (its backup reservation)" if reserved else target
+        self.events.event(pod, "Normal", "KriosReplaced", "Replace", f"{why}; starting {name} on {where}")
+        log.info("%s: re-placing (%s): %s on %s", key, why, name, where)
+        return wall + self.resync_s
 
     # -- in flight: wait for the successor, then delete the old copy ----------------------------
     def _progress(self, app: str, pod: Obj, succs: list[Obj], nodes: dict[str, Obj], now: float, wall: float) -> float:
@@ -418,11 +514,18 @@ class Controller(Daemon):
                     self._delete(extra, "duplicate successor")
             if not self._cutover_ok(pod, keep, nodes, now):
                 return wall + self.resync_s
-            if self._delete(pod, f"replaced by {name_of(keep)}"):
+            # no kubelet finishes a graceful delete on a node that is gone or not Ready
+            node = nodes.get(pod_node(pod) or "")
+            grace = 0 if node is None or not node_ready(node) else None
+            if self._delete(pod, f"replaced by {name_of(keep)}", grace_s=grace):
                 self.stats["completed"] += 1
                 self._complete(app, keep, nodes, now, old=pod)
-                self.events.event(keep, "Normal", "HandoverCompleted", "Handover",
-                                  f"replaced {name_of(pod)} on {pod_node(pod)} by {name_of(keep)} on {pod_node(keep)}",
+                notes = annotations(keep)
+                replaced = notes.get(KIND_ANNOTATION) == REPLACE_MODE
+                self.events.event(keep, "Normal", "KriosReplaceCompleted" if replaced else "HandoverCompleted",
+                                  "Replace" if replaced else "Handover",
+                                  f"replaced {name_of(pod)} on {pod_node(pod)} by {name_of(keep)} on {pod_node(keep)}"
+                                  + (f" ({notes.get(REASON_ANNOTATION)})" if replaced else ""),
                                   related=pod)
                 log.info("%s: handover completed: %s -> %s", object_key(pod), name_of(pod), name_of(keep))
             return wall + self.resync_s
@@ -487,8 +590,9 @@ class Controller(Daemon):
         row = {"t_sim": now, "from_node": from_node or None, "to_node": pod_node(new),
                "from_sat": int(from_sat) if from_sat.lstrip("-").isdigit() else None,
                "to_sat": self.sat_of(node) if node is not None else None,
-               "lead_s": None if math.isnan(exit_time) else exit_time - now, "mode": self.mode,
-               "app": f"{new['metadata']['namespace']}/{app}"}
+               "lead_s": None if math.isnan(exit_time) else exit_time - now,
+               "mode": REPLACE_MODE if notes.get(KIND_ANNOTATION) == REPLACE_MODE else self.mode,
+               "app": f"{new['metadata']['namespace']}/{app}", "reason": notes.get(REASON_ANNOTATION) or None}
         try:
             self.on_handover(row)
         except Exception:

@@ -141,7 +141,8 @@ class LatencyMatrix:
 
     @classmethod
     def from_json(cls, text: str, *, source: str = f"configmap {LATENCY_CONFIGMAP}") -> LatencyMatrix:
-        """Parse ``matrix.json``; :class:`ConfigError` naming the bad field."""
+        """Parse ``matrix.json``; :class:`ConfigError` naming the bad field (``rtt.<from>.<node>`` for a
+        value that is not a finite, non-negative number of ms)."""
         try:
             data = json.loads(text)
         except ValueError as exc:
@@ -156,6 +157,10 @@ class LatencyMatrix:
                 rtt[origin] = {node: float(ms) for node, ms in row.items()}
             except (TypeError, ValueError) as exc:
                 raise ConfigError("values must be numbers (ms)", source=source, field=f"rtt.{origin}") from exc
+            for node, ms in rtt[origin].items():  # NaN would admit every node (every comparison is false)
+                if not math.isfinite(ms) or ms < 0:
+                    raise ConfigError(f"must be a finite, non-negative RTT (ms), got {ms:g}", source=source,
+                                      field=f"rtt.{origin}.{node}")
         updated = data.get("updated")
         return cls(rtt, float(updated) if isinstance(updated, int | float) else math.nan)
 

@@ -60,7 +60,7 @@ from kubernetes.client import ApiClient
 
 from krios.config import defaults as D
 from krios.config import resolve
-from krios.control import constraints, policies
+from krios.control import backup, constraints, policies
 from krios.control.daemon import Daemon, DaemonConfig, ZoneTrackers
 from krios.control.placement import (
     node_is_worker,
@@ -123,6 +123,8 @@ class SchedulerConfig(DaemonConfig):
     """:class:`~krios.control.daemon.DaemonConfig` plus the scheduler's worker threads."""
 
     parallelism: int = D.PARALLELISM
+    #: Give every delay-constrained pod a backup reservation unless it says ``krios.io/backup: "false"``.
+    backup_reservations: bool = False
 
     def check(self) -> None:
         super().check()
@@ -292,6 +294,9 @@ class Scheduler(Daemon):
         :data:`BIND_THREADS`.
     backoff_base_s, backoff_max_s:
         Retry delays of an unschedulable pod (doubling per failure).
+    backup_reservations:
+        Reserve a backup node for every delay-constrained pod (:mod:`krios.control.backup`), not only for
+        those labelled ``krios.io/backup: "true"``.
     """
 
     component = DEFAULT_NAME
@@ -307,9 +312,11 @@ class Scheduler(Daemon):
         parallelism: int = D.PARALLELISM,
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 10.0,
+        backup_reservations: bool = False,
         **kw: Any,
     ) -> None:
         kw.setdefault("component", scheduler_name)
+        self.backup_reservations = bool(backup_reservations)
         super().__init__(api, constellation, **kw)
         # binds: one connection per bind thread, so none waits for or throws away a connection
         self.client = RawClient(client_with_pool(api, BIND_THREADS), kw.get("qps", D.KUBE_API_QPS),
@@ -721,6 +728,27 @@ class Scheduler(Daemon):
         self.stats["scheduled"] += 1
         self.events.event(pod, "Normal", "Scheduled", "Binding", f"Successfully assigned {ns}/{name} to {node}")
         log.info("bound %s to %s", key, node)
+        if backup.wants_backup(pod, self.backup_reservations):  # a label look-up for every other pod
+            self._reserve_backup(pod, node)
+
+    def _reserve_backup(self, pod: Obj, node: str) -> None:
+        """Hook: record a backup node for ``pod``, just bound to ``node`` (:mod:`krios.control.backup`)."""
+        meta = pod["metadata"]
+        found = backup.choose_backup({**pod, "spec": {**pod["spec"], "nodeName": node}}, node, self.nodes.list(),
+                                     self.pods.list(), self.latency.rtt)
+        if found is None:
+            self.events.event(pod, "Warning", "NoBackupNode", "Binding",
+                              f"no node other than {node} satisfies the pod's constraints: no backup reservation")
+            return
+        try:
+            self.client.patch(pod_path(meta["namespace"], meta["name"]),
+                              {"metadata": {"annotations": backup.reservation(pod, found)}})
+        except Exception as exc:
+            log.warning("%s: cannot record the backup reservation on %s: %s", object_key(pod), found,
+                        status_of(exc) or exc)
+            return
+        self.events.event(pod, "Normal", "BackupReserved", "Binding",
+                          f"backup slot on {found} (group {backup.group_of(pod)})")
 
 
 def _node_view(node: Obj) -> tuple:

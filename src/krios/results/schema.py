@@ -12,7 +12,7 @@ changes whenever a column is added, and new columns are added in place
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: What each version added (a database of an older version gains the columns when a store opens it;
 #: the rows it holds get NULL there).
 SCHEMA_HISTORY: dict[int, str] = {
@@ -20,6 +20,7 @@ SCHEMA_HISTORY: dict[int, str] = {
     3: "requests.client, requests.app, handovers.app",
     4: "tables coldstart and churn",
     5: "requests.request_id, client_group, service, created_at, done_at, bytes; table telemetry",
+    6: "handovers.reason",
 }
 
 #: Run status values. A run starts ``incomplete`` and stays so if its process dies.
@@ -78,8 +79,9 @@ TABLES: dict[str, dict[str, str]] = {
         "from_sat": "INTEGER",
         "to_sat": "INTEGER",
         "lead_s": "REAL",  # s between the handover and the old satellite's zone exit
-        "mode": "TEXT",  # proactive | reactive
+        "mode": "TEXT",  # proactive | reactive | replace (a delay-constrained pod re-placed by the controller)
         "app": "TEXT",  # <namespace>/<app key> (krios.io/app-instance, else the first copy's name)
+        "reason": "TEXT",  # why it moved (e.g. "sat 3 leaves zone ... in 25 s", "node krios-worker-2 not Ready")
     },
     # Per-pod latency samples of the benchmarks (krios.measure.podlatency / krios.measure.sweep).
     "pod_latency": {
