@@ -56,8 +56,16 @@ def test_no_cluster_role_writes_pods_and_the_controller_writes_them_only_in_app_
         assert pod_writes(role["rules"]) == set(), f"ClusterRole {name} may write pods in every namespace"
     pod_roles = [d for d in docs if d["kind"] == "Role" and pod_writes(d["rules"])]
     assert sorted((r["metadata"]["namespace"], r["metadata"]["name"]) for r in pod_roles) == [
-        ("apps", "krios-controller-pods"), ("default", "krios-controller-pods")]  # one per namespace
-    assert all(pod_writes(r["rules"]) == {"create", "delete", "patch"} for r in pod_roles)
+        ("apps", "krios-controller-pods"), ("apps", "krios-scheduler-pods"),
+        ("default", "krios-controller-pods"), ("default", "krios-scheduler-pods")]  # one of each per namespace
+    assert all(pod_writes(r["rules"]) == {"create", "delete", "patch"} for r in pod_roles
+               if r["metadata"]["name"] == "krios-controller-pods")
+    # the scheduler only annotates (backup reservations): no create, no delete
+    assert all(pod_writes(r["rules"]) == {"patch"}
+               for r in pod_roles if r["metadata"]["name"] == "krios-scheduler-pods")
+    sched = [d for d in docs if d["kind"] == "RoleBinding" and d["roleRef"]["name"] == "krios-scheduler-pods"]
+    assert all(b["subjects"] == [{"kind": "ServiceAccount", "name": "krios-scheduler",
+                                  "namespace": "krios-system"}] for b in sched) and len(sched) == 2
     bindings = [d for d in docs if d["kind"] == "RoleBinding" and d["roleRef"]["name"] == "krios-controller-pods"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["apps", "default"]
     assert all(b["subjects"] == [{"kind": "ServiceAccount", "name": "krios-controller",
@@ -142,3 +150,8 @@ def test_the_apiserver_lets_the_controller_write_pods_only_in_the_app_namespace(
     assert not _allowed(api_client, ns, "krios-controller", "create", "pods", None)
     assert not _allowed(api_client, ns, "krios-emulator", "update", "nodes", None)
     assert _allowed(api_client, ns, "krios-emulator", "patch", "nodes", None)
+    # the scheduler annotates pods (backup reservations) in the app namespace only, and never creates them
+    assert _allowed(api_client, ns, "krios-scheduler", "patch", "pods", app_ns)
+    assert not _allowed(api_client, ns, "krios-scheduler", "patch", "pods", "kube-system")
+    assert not _allowed(api_client, ns, "krios-scheduler", "create", "pods", app_ns)
+    assert not _allowed(api_client, ns, "krios-scheduler", "delete", "pods", app_ns)
