@@ -26,9 +26,9 @@ ROLES = (
     "krios", "krios_validate", "krios_os_prep", "krios_go", "krios_container_runtime",
     "krios_kubernetes_packages", "krios_kubeadm_control_plane", "krios_kubeadm_join", "krios_calico",
     "krios_cni_bridge",
-    "krios_node_ready", "krios_images", "krios_deploy", "krios_reset",
+    "krios_node_ready", "krios_images", "krios_deploy", "krios_reset", "krios_latency",
 )
-PLAYBOOKS = ("site.yml", "validate.yml", "prepare.yml", "cluster.yml", "deploy.yml", "reset.yml")
+PLAYBOOKS = ("site.yml", "validate.yml", "prepare.yml", "cluster.yml", "deploy.yml", "reset.yml", "latency.yml")
 # Scenario-derived defaults of role krios: validated by krios_validate, not by the
 # argument spec (the spec would load the scenario in every play, even reset.yml's).
 SCENARIO_DERIVED = {"krios_scenario_data", "krios_emulator_time", "krios_latency_ms", "krios_samples_per_latency"}

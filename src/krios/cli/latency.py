@@ -1,4 +1,4 @@
-"""``krios latency publish|measure|serve``: RTT sources besides the emulator (krios.measure.rtt_sources).
+"""``krios latency publish|measure|probe|assemble|serve``: RTT sources besides the emulator (krios.measure.rtt_sources).
 
 Each publishes the ``krios-latency`` ConfigMap the scheduler reads (the same
 document the emulator writes, with ``source``/``method`` added) and records it
@@ -21,7 +21,7 @@ DB_HELP = "results database (default: $KRIOS_RESULTS_DB or results/krios.sqlite)
 
 
 def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
-    from krios.measure.rtt_sources import DEFAULT_PORT, DEFAULT_PROBES, DEFAULT_TIMEOUT_S
+    from krios.measure.rtt_sources import DEFAULT_PORT, DEFAULT_PROBES, SYMMETRIC
 
     top = sub.add_parser("latency", help="publish a static or measured RTT matrix (ConfigMap krios-latency)",
                          description="RTT sources for the scheduler's delay_<ref> labels besides the emulator: "
@@ -52,15 +52,34 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     p.add_argument("--probes", type=int, default=DEFAULT_PROBES, help=f"samples per pair (default {DEFAULT_PROBES})")
     p.add_argument("--symmetric", action="store_true",
                    help="ping: measure one direction per pair and mirror it (http is always symmetric: max)")
-    p.add_argument("--probe", choices=("auto", "icmp", "tcp"), default="auto",
-                   help="ping's sample: ICMP, TCP connect, or auto (ICMP when allowed; default)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT,
-                   help=f"port of `krios latency serve` / of the TCP probe when nodes.json gives none "
-                        f"(default {DEFAULT_PORT})")
-    p.add_argument("--timeout-s", type=float, default=DEFAULT_TIMEOUT_S,
-                   help=f"timeout of one sample, s (default {DEFAULT_TIMEOUT_S:g})")
+    _sample_args(p)
     _common(p)
     p.set_defaults(func=_cmd_measure)
+
+    p = cmds.add_parser("probe", help="measure one row ON a node: its RTT to every other node",
+                        description="Run on the node --from (a host process per node, as the seed's ping "
+                        "pods): the median of --probes samples to every other node of --nodes, in parallel "
+                        "over the targets, written to --out as a row for `krios latency assemble`. ping: ICMP "
+                        "by the ping binary (auto: when installed and allowed, else a TCP connect); http: "
+                        "GET /healthz on every target's `krios latency serve`. Publishes nothing.")
+    p.add_argument("--method", required=True, choices=("ping", "http"))
+    p.add_argument("--nodes", required=True, help="nodes.json with {name, ip[, port]} of every node")
+    p.add_argument("--from", dest="source", required=True, help="this node's name (as in --nodes)")
+    p.add_argument("--out", required=True, help="the row file to write ('-': stdout)")
+    p.add_argument("--probes", type=int, default=DEFAULT_PROBES, help=f"samples per target (default {DEFAULT_PROBES})")
+    _sample_args(p)
+    p.set_defaults(func=_cmd_probe)
+
+    p = cmds.add_parser("assemble", help="put the nodes' rows together into the matrix and publish it",
+                        description="Check the rows of `krios latency probe` (one per node of --nodes, one "
+                        "method), make them one matrix and publish it as `publish` does. --symmetric: max "
+                        "(default) or mean of both directions of a pair, or none (each row as measured).")
+    p.add_argument("--rows", required=True, nargs="+", help="row files of `krios latency probe`, one per node")
+    p.add_argument("--nodes", required=True, help="nodes.json: the nodes (names as in the cluster)")
+    p.add_argument("--symmetric", choices=SYMMETRIC, default="max",
+                   help="both directions of a pair as one figure: max (default), mean, or none")
+    _common(p)
+    p.set_defaults(func=_cmd_assemble)
 
     p = cmds.add_parser("serve", help="the HTTP prober one node runs for `measure --method http`",
                         description="Answer GET /healthz and POST /check (probe the listed peers from this "
@@ -70,6 +89,19 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     p.add_argument("--delay-ms", type=float, default=0.0,
                    help="answer /healthz this much later (tests: a known added delay)")
     p.set_defaults(func=_cmd_serve)
+
+
+def _sample_args(p: argparse.ArgumentParser) -> None:
+    """The options of one sample (``measure`` and ``probe``): --probe, --port, --timeout-s."""
+    from krios.measure.rtt_sources import DEFAULT_PORT, DEFAULT_TIMEOUT_S
+
+    p.add_argument("--probe", choices=("auto", "icmp", "tcp"), default="auto",
+                   help="ping's sample: ICMP, TCP connect, or auto (ICMP when allowed; default)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT,
+                   help=f"port of `krios latency serve` / of the TCP probe when nodes.json gives none "
+                        f"(default {DEFAULT_PORT})")
+    p.add_argument("--timeout-s", type=float, default=DEFAULT_TIMEOUT_S,
+                   help=f"timeout of one sample, s (default {DEFAULT_TIMEOUT_S:g})")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -123,6 +155,41 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     else:
         doc = R.measure_http(nodes, probes=args.probes, timeout_s=args.timeout_s)
     doc["nodes"] = [n.as_json() for n in nodes]
+    return _finish(args, client, doc)
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from krios.measure import rtt_sources as R
+
+    if not args.timeout_s > 0:
+        raise ConfigError("must be positive", source="--timeout-s", field=str(args.timeout_s))
+    nodes = R.load_nodes(args.nodes, default_port=args.port)
+    row = R.probe_row(nodes, args.source, method=args.method, probes=args.probes, timeout_s=args.timeout_s,
+                      probe=args.probe)
+    text = json.dumps(row, sort_keys=True)
+    if args.out == "-":
+        print(text)
+    else:
+        out = Path(args.out)
+        part = out.with_name(out.name + ".part")  # a reader never sees half a row
+        part.write_text(text + "\n")
+        part.replace(out)
+    values = list(row["rtt"].values())
+    spread = f"median {statistics.median(values):.3f} ms" if values else "no answer"
+    missing = f"; no answer from {', '.join(row['unanswered'])}" if row["unanswered"] else ""
+    print(f"krios latency probe: {args.source} -> {len(values)} of {len(nodes) - 1} nodes, {row['probe']} "
+          f"(median of {row['probes']}), {spread}{missing}", file=sys.stderr)
+    return 0
+
+
+def _cmd_assemble(args: argparse.Namespace) -> int:
+    from krios.kube.objects import name_of
+    from krios.measure.rtt_sources import assemble_rows, load_nodes
+
+    client = None if args.no_publish else _client(args)
+    known = None if client is None else [name_of(n) for n in _cluster_nodes(client)]
+    doc = assemble_rows(args.rows, args.nodes, symmetric=args.symmetric, known_nodes=known)
+    doc["nodes"] = [n.as_json() for n in load_nodes(args.nodes)]
     return _finish(args, client, doc)
 
 

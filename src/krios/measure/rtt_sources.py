@@ -24,6 +24,11 @@ plus ``probe`` (what one sample is) and ``probes`` (samples per pair).
   a server times ``GET /healthz`` on every peer over one kept-alive HTTP/1.1
   connection (one RTT plus the peer's answer time) and returns the medians;
   :func:`measure_http` asks every node and keeps the max of both directions.
+- :func:`probe_row` / :func:`assemble_rows`: the same probes run ON each node
+  (``krios latency probe --from NAME``: one row, that node to every other, in
+  parallel over the targets) and the rows put together on the controller
+  (``krios latency assemble``); what role ``krios_latency`` runs on a cluster.
+  ``symmetric``: ``max`` (default) or ``mean`` of both directions, or ``none``.
 
 All times are milliseconds of wall-clock (``time.perf_counter``) duration.
 """
@@ -95,6 +100,17 @@ def rtt_of_array(matrix: np.ndarray, names: Sequence[str], decimals: int = 3) ->
 
 
 # -- static files ----------------------------------------------------------------------------------------
+def _read_json(path: Path, field: str) -> Any:
+    """The JSON document in ``path``; an unreadable file or invalid JSON is one :class:`ConfigError`
+    naming the file and ``field``."""
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", source=str(path), field=field) from None
+    except ValueError as exc:
+        raise ConfigError(f"invalid JSON: {exc}", source=str(path), field=field) from None
+
+
 def load_nodes(path: str | Path, default_port: int = DEFAULT_PORT) -> list[Endpoint]:
     """The nodes of ``nodes.json``: a list of names or ``{"name", "ip"?, "port"?}`` objects (or ``{"nodes": ...}``;
     ``port`` defaults to ``default_port``).
@@ -103,12 +119,7 @@ def load_nodes(path: str | Path, default_port: int = DEFAULT_PORT) -> list[Endpo
     """
     path = Path(path)
     src = str(path)
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror or exc}", source=src, field="nodes") from None
-    except ValueError as exc:
-        raise ConfigError(f"invalid JSON: {exc}", source=src, field="nodes") from None
+    data = _read_json(path, "nodes")
     if isinstance(data, dict):
         data = data.get("nodes")
     if not isinstance(data, list) or not data:
@@ -225,6 +236,18 @@ def _cell(names: Sequence[str] | None, i: int, j: int) -> str:
     return f"[{i}][{j}]" + (f" ({names[i]} -> {names[j]})" if names is not None else "")
 
 
+def check_known(names: Sequence[str], known_nodes: Iterable[str] | None, nodes_file: str | Path) -> None:
+    """Every name is a node of the cluster (``known_nodes``; ``None``: no check; ``client`` is always
+    allowed: the emulated ground client's row). Raises :class:`ConfigError` naming ``nodes[i]``."""
+    if known_nodes is None:
+        return
+    known = set(known_nodes) | {"client"}
+    for i, name in enumerate(names):
+        if name not in known:
+            raise ConfigError(f"unknown node {name} (the cluster has {len(known) - 1} nodes)",
+                              source=str(nodes_file), field=f"nodes[{i}]")
+
+
 def static_document(matrix_file: str | Path, nodes_file: str | Path,
                     known_nodes: Iterable[str] | None = None) -> dict[str, Any]:
     """The document of a static matrix file (``source: static``, ``method: file``).
@@ -235,12 +258,7 @@ def static_document(matrix_file: str | Path, nodes_file: str | Path,
     """
     nodes = load_nodes(nodes_file)
     names = [n.name for n in nodes]
-    if known_nodes is not None:
-        known = set(known_nodes) | {"client"}
-        for i, name in enumerate(names):
-            if name not in known:
-                raise ConfigError(f"unknown node {name} (the cluster has {len(known) - 1} nodes)",
-                                  source=str(nodes_file), field=f"nodes[{i}]")
+    check_known(names, known_nodes, nodes_file)
     m = load_matrix(matrix_file, names)
     return document(rtt_of_array(m, names), source="static", method="file", file=str(matrix_file))
 
@@ -325,6 +343,24 @@ def _assemble(names: Sequence[str], samples: Mapping[tuple[int, int], float], sy
             for i, a in enumerate(names)}
 
 
+def _ping_samples_ms(src: Endpoint, dst: Endpoint, probe: str, probes: int, timeout_s: float) -> list[float]:
+    """``probes`` samples (ms) of one ordered pair: ICMP echoes (``probe`` ``icmp``) or TCP connects."""
+    if probe == "icmp":
+        return icmp_samples_ms(src, dst, probes, timeout_s)
+    return [v for v in (tcp_connect_ms(src, dst, timeout_s) for _ in range(probes)) if v is not None]
+
+
+def _resolve_probe(probe: str) -> str:
+    if probe == "auto":
+        return "icmp" if icmp_available() else "tcp"
+    if probe not in ("icmp", "tcp"):
+        raise ConfigError("must be icmp, tcp or auto", source="--probe", field=probe)
+    if probe == "icmp" and not icmp_available():
+        raise ConfigError("no ping binary here that may send ICMP echoes (install iputils-ping, or use "
+                          "--probe tcp)", source="--probe", field=probe)
+    return probe
+
+
 def measure_ping(nodes: Sequence[Endpoint], *, probes: int = DEFAULT_PROBES, symmetric: bool = False,
                  timeout_s: float = DEFAULT_TIMEOUT_S, probe: str = "auto",
                  parallel: int = MAX_PARALLEL) -> dict[str, Any]:
@@ -335,18 +371,10 @@ def measure_ping(nodes: Sequence[Endpoint], *, probes: int = DEFAULT_PROBES, sym
     Every node needs an ``ip``.
     """
     _need_ips(nodes)
-    if probe == "auto":
-        probe = "icmp" if icmp_available() else "tcp"
-    if probe not in ("icmp", "tcp"):
-        raise ConfigError("must be icmp, tcp or auto", source="--probe", field=probe)
+    probe = _resolve_probe(probe)
 
     def one(pair: tuple[int, int]) -> tuple[tuple[int, int], float]:
-        src, dst = nodes[pair[0]], nodes[pair[1]]
-        if probe == "icmp":
-            got = icmp_samples_ms(src, dst, probes, timeout_s)
-        else:
-            got = [v for v in (tcp_connect_ms(src, dst, timeout_s) for _ in range(probes)) if v is not None]
-        return pair, _median(got)
+        return pair, _median(_ping_samples_ms(nodes[pair[0]], nodes[pair[1]], probe, probes, timeout_s))
 
     pairs = _pairs(len(nodes), symmetric)
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(pairs)))) as pool:
@@ -506,3 +534,130 @@ def measure_http(nodes: Sequence[Endpoint], *, probes: int = DEFAULT_PROBES, sym
     rtt = _assemble([n.name for n in nodes], samples, symmetric)
     return document(rtt, source="measured", method="http", probe="http-get", probes=probes, symmetric=symmetric,
                     pairs=len(nodes) * (len(nodes) - 1), answered=len(samples))
+
+
+# -- rows: each node probes the others; the controller assembles ---------------------------------------------------
+#: ``kind`` of a row document (one node's RTTs to every other node).
+ROW_KIND = "krios-latency-row"
+#: How ``assemble_rows`` makes a pair's two directions one figure.
+SYMMETRIC = ("max", "mean", "none")
+_PROBE_LABELS = {"icmp": "icmp", "tcp": "tcp-connect"}
+
+
+def probe_row(nodes: Sequence[Endpoint], source: str, *, method: str = "ping", probes: int = DEFAULT_PROBES,
+              timeout_s: float = DEFAULT_TIMEOUT_S, probe: str = "auto",
+              parallel: int = MAX_PARALLEL) -> dict[str, Any]:
+    """One row, measured on THIS host, the node ``source``: the median RTT (ms) to every other node.
+
+    ``method`` ``ping``: ``probes`` ICMP echoes by the ``ping`` binary (``probe``
+    ``icmp``, or ``auto`` when :func:`icmp_available`) or TCP connects
+    (``tcp``), sent along this host's own route to each target's address.
+    ``http``: ``probes`` ``GET /healthz`` on each target's ``krios latency
+    serve`` (one kept-alive connection). The targets are probed in parallel (at
+    most ``parallel`` at once). Returns ``{"kind": "krios-latency-row", "from",
+    "method", "probe", "probes", "unit": "ms", "updated" (unix s), "rtt": {to:
+    ms}, "unanswered": [to, ...]}``.
+    """
+    _need_ips(nodes)
+    names = [n.name for n in nodes]
+    if source not in names:
+        raise ConfigError(f"not a node of the nodes file ({', '.join(names)})", source="--from", field=source)
+    if probes < 1:
+        raise ConfigError("must be at least 1", source="--probes", field=str(probes))
+    others = [n for n in nodes if n.name != source]
+    me = Endpoint(source)  # no source address: this host's route to each target decides
+    if method == "ping":
+        kind = _resolve_probe(probe)
+        label = _PROBE_LABELS[kind]
+
+        def sample(target: Endpoint) -> list[float]:
+            return _ping_samples_ms(me, target, kind, probes, timeout_s)
+    elif method == "http":
+        label = "http-get"
+
+        def sample(target: Endpoint) -> list[float]:
+            return http_samples_ms(None, target, probes, timeout_s)
+    else:
+        raise ConfigError(f"must be one of {', '.join(METHODS)}", source="--method", field=method)
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(others)))) as pool:
+        got = list(pool.map(sample, others))
+    return {"kind": ROW_KIND, "from": source, "method": method, "probe": label, "probes": probes, "unit": "ms",
+            "updated": time.time(),
+            "rtt": {t.name: round(_median(s), 3) for t, s in zip(others, got, strict=True) if s},
+            "unanswered": [t.name for t, s in zip(others, got, strict=True) if not s]}
+
+
+def _load_row(path: Path, index: Mapping[str, int]) -> dict[str, Any]:
+    """A row document, checked: one :class:`ConfigError` naming the file and the field."""
+    src = str(path)
+    row = _read_json(path, "row")
+    if not isinstance(row, dict) or row.get("kind") != ROW_KIND:
+        raise ConfigError(f"not a row of `krios latency probe` (kind must be {ROW_KIND})", source=src, field="kind")
+    if row.get("from") not in index:
+        raise ConfigError(f"{row.get('from')!r} is not a node of the nodes file", source=src, field="from")
+    for key in ("method", "probe"):
+        if not isinstance(row.get(key), str):
+            raise ConfigError("missing", source=src, field=key)
+    probes = row.get("probes")
+    if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
+        raise ConfigError(f"must be an integer >= 1, got {probes!r}", source=src, field="probes")
+    rtt = row.get("rtt")
+    if not isinstance(rtt, dict):
+        raise ConfigError("must be an object {node: ms}", source=src, field="rtt")
+    for to, ms in rtt.items():
+        if to not in index:
+            raise ConfigError(f"unknown node {to!r} (not in the nodes file)", source=src, field=f"rtt.{to}")
+        value = _number(ms, src, f"rtt.{to}")
+        if not np.isfinite(value) or value < 0:
+            raise ConfigError(f"not a finite, non-negative RTT (ms): {ms!r}", source=src, field=f"rtt.{to}")
+    return row
+
+
+def assemble_rows(row_files: Sequence[str | Path], nodes_file: str | Path, *, symmetric: str = "max",
+                  known_nodes: Iterable[str] | None = None) -> dict[str, Any]:
+    """The ``krios-latency`` document (``source: measured``) of one row per node of ``nodes_file``.
+
+    ``symmetric``: ``max`` (default; a delay bound then holds whichever side
+    measured) or ``mean`` of both directions of a pair, or ``none`` (each row
+    as measured). A pair only one side answered keeps that side's figure;
+    a pair neither answered is left out ("no RTT known" to the readers).
+    ``known_nodes``: the cluster's node names (see :func:`check_known`).
+    Raises :class:`ConfigError` naming the file and the field: a row that is
+    not one, from a node not in the nodes file or twice, an unknown target, a
+    negative or non-finite RTT, rows of different methods or probes, a node
+    without a row.
+    """
+    if symmetric not in SYMMETRIC:
+        raise ConfigError(f"must be one of {', '.join(SYMMETRIC)}", source="--symmetric", field=symmetric)
+    nodes = load_nodes(nodes_file)
+    names = [n.name for n in nodes]
+    check_known(names, known_nodes, nodes_file)
+    index = {name: i for i, name in enumerate(names)}
+    rows: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for f in row_files:
+        path = Path(f)
+        row = _load_row(path, index)
+        name = row["from"]
+        if name in rows:
+            raise ConfigError(f"a second row from {name} (the first: {rows[name][0]})", source=str(path),
+                              field="from")
+        if rows:
+            first_path, first = next(iter(rows.values()))
+            for key in ("method", "probe"):
+                if row[key] != first[key]:
+                    raise ConfigError(f"{row[key]} but {first_path} has {first[key]}: rows of one matrix are "
+                                      "measured one way", source=str(path), field=key)
+        rows[name] = (path, row)
+    for i, name in enumerate(names):
+        if name not in rows:
+            raise ConfigError(f"no row from node {name} among the {len(rows)} row files", source=str(nodes_file),
+                              field=f"nodes[{i}]")
+    samples = {(index[a], index[b]): float(ms) for a, (_, row) in rows.items() for b, ms in row["rtt"].items()
+               if a != b}
+    combine: Callable[[float, float], float] = max if symmetric == "max" else (lambda a, b: (a + b) / 2)
+    rtt = _assemble(names, samples, symmetric != "none", combine)
+    first = next(iter(rows.values()))[1]
+    probes = max(int(r["probes"]) for _, r in rows.values())
+    return document(rtt, source="measured", method=first["method"], probe=first["probe"], probes=probes,
+                    symmetric=symmetric != "none", combine=symmetric, pairs=len(names) * (len(names) - 1),
+                    answered=len(samples), measured_on="nodes")
