@@ -45,3 +45,51 @@ def lab_env(base: Path, prefix: str, subnet: str, workers: int = 2) -> Iterator[
         assert not left, f"containers left behind: {left}"
         assert subprocess.run(["podman", "network", "exists", name]).returncode != 0, "network left behind"
         assert not state_dir.exists(), f"{state_dir} left behind"
+
+
+def run_playbook(base: Path, inventory: Path, playbook: str, extravars: dict[str, Any], *, ok: bool = True,
+                 timeout: int = 2400) -> tuple[list[dict], str]:
+    """``playbook`` on the lab ``inventory`` through ansible-runner (a private data dir under ``base``,
+    the project's ansible.cfg, this interpreter's tools first on PATH).
+
+    Returns the job events and the output; with ``ok`` (default) asserts the run succeeded and names the
+    failed tasks otherwise.
+    """
+    import sys
+    import time
+
+    import ansible_runner
+
+    private = base / f"runner-{playbook.replace('/', '_')}-{time.monotonic_ns()}"
+    private.mkdir(parents=True)
+    result = ansible_runner.run(
+        private_data_dir=str(private),
+        project_dir=str(REPO),
+        playbook=playbook,
+        inventory=str(inventory),
+        extravars=extravars,
+        envvars={
+            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+            "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(base / "facts"),
+        },
+        quiet=True,
+        timeout=timeout,
+    )
+    events = list(result.events)
+    out = result.stdout.read()
+    if ok:
+        failed = [(e["event_data"].get("host"), e["event_data"].get("task"),
+                   str(e["event_data"].get("res", {}).get("msg", ""))[:400])
+                  for e in events if e["event"] == "runner_on_failed" and not e["event_data"].get("ignore_errors")]
+        assert result.status == "successful" and result.rc == 0, (failed, out[-4000:])
+    return events, out
+
+
+def artifact_vars(env: dict[str, Any]) -> dict[str, str]:
+    """The extra-vars pointing a lab run at the cached artifacts and a private artifacts folder."""
+    return {
+        "krios_artifacts_dir": str(env["base"] / "artifacts"),
+        "krios_artifact_bin_dir": str(env["bin"]),
+        "krios_artifact_dir": str(env["images"]),
+    }

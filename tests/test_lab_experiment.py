@@ -27,8 +27,6 @@ Slow (10-20 minutes): a real Kubernetes 1.20 cluster on node containers.
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
@@ -120,37 +118,11 @@ def lab_env(tmp_path_factory):
 
 
 def _site(env, playbook: str = "playbooks/site.yml", ok: bool = True, **extra) -> tuple[list[dict], str]:
-    import ansible_runner
-
-    private = env["base"] / f"runner-{time.monotonic_ns()}"
-    private.mkdir()
-    result = ansible_runner.run(
-        private_data_dir=str(private),
-        project_dir=str(REPO),
-        playbook=playbook,
-        inventory=str(env["state"].inventory),
-        extravars={
-            "krios_artifacts_dir": str(env["base"] / "artifacts"),
-            "krios_artifact_bin_dir": str(env["bin"]),
-            "krios_artifact_dir": str(env["images"]),
-            "krios_experiment_results_db": str(env["base"] / "results" / "krios.sqlite"),
-            **extra,
-        },
-        envvars={
-            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
-            "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(env["base"] / "facts"),
-        },
-        quiet=True,
-        timeout=2400,
-    )
-    events = list(result.events)
-    failed = [(e["event_data"].get("host"), e["event_data"].get("task"),
-               str(e["event_data"].get("res", {}).get("msg", ""))[:400])
-              for e in events if e["event"] == "runner_on_failed" and not e["event_data"].get("ignore_errors")]
-    if ok:
-        assert result.status == "successful" and result.rc == 0, (failed, result.stdout.read()[-4000:])
-    return events, result.stdout.read()
+    return lab_helpers.run_playbook(env["base"], env["state"].inventory, playbook, {
+        **lab_helpers.artifact_vars(env),
+        "krios_experiment_results_db": str(env["base"] / "results" / "krios.sqlite"),
+        **extra,
+    }, ok=ok)
 
 
 @pytest.mark.slow

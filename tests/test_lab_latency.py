@@ -28,10 +28,10 @@ import shutil
 import sqlite3
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+import lab_helpers
 import pytest
 
 from krios.cli import main
@@ -200,20 +200,9 @@ def lab_nodes_in_cluster(control_plane, lab_state):
 
 
 def _playbook(lab_state, base: Path, **extravars) -> tuple[str, float]:
-    import ansible_runner
-
-    private = base / f"runner-{time.monotonic_ns()}"
-    private.mkdir(parents=True)
     t0 = time.monotonic()
-    result = ansible_runner.run(
-        private_data_dir=str(private), project_dir=str(REPO), playbook="playbooks/latency.yml",
-        inventory=str(lab_state.inventory), extravars={"krios_artifacts_dir": str(base / "artifacts"), **extravars},
-        envvars={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-                 "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
-                 "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(base / "facts")},
-        quiet=True, timeout=1200)
-    out = result.stdout.read()
-    assert result.status == "successful" and result.rc == 0, out[-4000:]
+    _, out = lab_helpers.run_playbook(base, lab_state.inventory, "playbooks/latency.yml",
+                                      {"krios_artifacts_dir": str(base / "artifacts"), **extravars}, timeout=1200)
     return out, time.monotonic() - t0
 
 

@@ -22,7 +22,6 @@ Slow (several minutes): nodes install packages from the Debian mirror.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -51,35 +50,8 @@ def lab_env(tmp_path_factory):
 
 
 def _run(env, playbook: str, **extra):
-    import ansible_runner
-
-    private = env["base"] / f"runner-{playbook.replace('/', '_')}-{time.monotonic_ns()}"
-    private.mkdir()
-    extravars = {
-        "krios_artifacts_dir": str(env["base"] / "artifacts"),
-        "krios_artifact_bin_dir": str(env["bin"]),
-        "krios_artifact_dir": str(env["images"]),
-        **extra,
-    }
-    result = ansible_runner.run(
-        private_data_dir=str(private),
-        project_dir=str(REPO),
-        playbook=playbook,
-        inventory=str(env["state"].inventory),
-        extravars=extravars,
-        envvars={
-            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
-            "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(env["base"] / "facts"),
-        },
-        quiet=True,
-        timeout=2400,
-    )
-    events = list(result.events)
-    failed = [(e["event_data"].get("host"), e["event_data"].get("task"),
-               str(e["event_data"].get("res", {}).get("msg", ""))[:400])
-              for e in events if e["event"] == "runner_on_failed" and not e["event_data"].get("ignore_errors")]
-    assert result.status == "successful" and result.rc == 0, (failed, result.stdout.read()[-4000:])
+    events, _ = lab_helpers.run_playbook(env["base"], env["state"].inventory, playbook,
+                                         {**lab_helpers.artifact_vars(env), **extra})
     stats = next(e for e in events if e["event"] == "playbook_on_stats")["event_data"]
     return events, stats
 
