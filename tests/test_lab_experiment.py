@@ -225,6 +225,13 @@ def test_experiment_on_lab_nodes(lab_env):
     assert {r["scheduler"] for r in turnover} == {"krios-scheduler", "default-scheduler"}
     assert "## Cold-start sweep" in text and "## Churn" in text
     print(text[text.index("## Cold-start sweep"):][:3000])
+    # where each scheduler put the sandboxes and how long each node took to Ready (the Ready-time gap)
+    for sched in ("default-scheduler", "krios-scheduler"):
+        by_node: dict[str, list[float]] = {}
+        for r in turnover:
+            if r["scheduler"] == sched and r.get("node") and r.get("t_ready") and r.get("t_submit"):
+                by_node.setdefault(r["node"], []).append(r["t_ready"] - r["t_submit"])
+        print(sched, {n: (len(v), round(sorted(v)[len(v) // 2], 2)) for n, v in sorted(by_node.items())})
 
     # krios_injection: netem renders and checks the exact tc commands on the control node, and stops with one
     # line where the kernel has no netem (this machine) instead of recording a sweep that injected nothing.
