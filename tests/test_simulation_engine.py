@@ -211,3 +211,19 @@ def test_metrics_of_a_hand_made_timeline():
     m = measure(tl, np.array([10.0, 20.0, 30.0]))
     assert m.availability == pytest.approx(0.9) and m.rtt_mean_ms == pytest.approx(20.0)
     assert m.handovers == 0 and math.isnan(m.lead_mean_s)
+
+
+def test_tracker_live_window_equals_the_full_comparison(shell):
+    """``ZoneTracker._live`` compares only the passes that entered within the longest pass's
+    duration before ``now``; the rows are those the comparison over every cached pass gives."""
+    tracker = ZoneTracker(shell, SF, horizon_s=7200.0, start=START)
+    tracker.passes(START, START + 7200.0)
+    rng = np.random.default_rng(3)
+    for now in START + rng.uniform(0.0, 7000.0, 300):
+        for within in (0.0, 30.0, 400.0):
+            full = ((tracker._enter <= now + within) & (tracker._exit > now)).nonzero()[0]
+            np.testing.assert_array_equal(tracker._live(float(now), within), full)
+    for p in tracker.passes(START, START + 7200.0)[:50]:  # at entries and exits exactly
+        for now in (p.enter, p.exit):
+            full = ((tracker._enter <= now) & (tracker._exit > now)).nonzero()[0]
+            np.testing.assert_array_equal(tracker._live(now), full)

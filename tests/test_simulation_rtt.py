@@ -51,3 +51,24 @@ def test_grid_samples_match_constellation_itrs_and_the_model(shell):
     expected = model.client_rtt_ms(np.stack([shell.itrs([samples.times[samples.pair_k[i]]])[0][samples.pair_sat[i], 0]
                                              for i in picks]))
     np.testing.assert_allclose(rtt, expected, atol=1e-9)
+
+
+def test_closest_per_step_is_the_exact_ranking(shell):
+    """The closest satellite at every grid instant, found from interpolated ranges with exact
+    ranking where they are too close to call, is the one the exact ranges of every sample give
+    (lowest range, then lowest ``sat_id``), and ``first_closer`` answers from it."""
+    zone = Zone(47.6062, -122.3321, 100.0, 25.0)
+    tracker = ZoneTracker(shell, zone, horizon_s=7200.0, start=START)
+    samples = ZoneSamples(shell, zone, tracker.passes(START, START + 7200.0), START, START + 3600.0, 1.0)
+    assert 0 < samples.range_tol_km < 0.01  # km: a 32 s node spacing in LEO, float32 arithmetic
+    order = np.lexsort((samples.pair_sat, samples.range_km, samples.pair_k))
+    ks = samples.pair_k[order]
+    head = np.concatenate([[True], ks[1:] != ks[:-1]])
+    expected = np.full(samples.n_steps, -1)
+    expected[ks[head]] = samples.pair_sat[order][head]
+    assert (expected >= 0).sum() > 3000
+    np.testing.assert_array_equal(samples._best_sat, expected)
+    sat, k = int(samples.pair_sat[0]), int(samples.pair_k[0])
+    t = samples.first_closer(sat, float(samples.times[k]), START + 3600.0)
+    if not np.isnan(t):
+        assert expected[samples.k_at(t)] != sat

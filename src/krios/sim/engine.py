@@ -9,7 +9,11 @@ moment, so for policies that follow the best one
 (:func:`krios.control.handover.follows_best`: ``closest``) the sampled ranges
 (:class:`~krios.sim.samples.ZoneSamples`) are scanned every ``step_s`` for the
 first instant another satellite is closer, and that instant is put to
-:func:`~krios.control.handover.decide`.
+:func:`~krios.control.handover.decide`. The samples know which satellite is
+closest there (by exact ranges), so that decision is offered that satellite
+alone -- the same answer as offering everyone, since the tracker ranks the
+same satellites by the same ranges -- and only if it then keeps (a tie, or a
+pass boundary the grid rounds differently) is it asked again with everyone.
 
 Timing model (documented in ``docs/guide/simulation.md``):
 
@@ -57,6 +61,10 @@ class Scanner(Protocol):
 
     def first_closer(self, sat_id: int, t0: float, t1: float) -> float: ...
 
+    def closest_at(self, t: float) -> int:
+        """The in-zone satellite closest to the zone centre at grid instant ``t`` (``-1``: unknown)."""
+        ...
+
     def sats_between(self, t0: float, t1: float) -> np.ndarray: ...
 
 
@@ -83,8 +91,18 @@ def run(
             ids.append(current)
         return {s: eligible[s] for s in ids}
 
-    def decide(now: float, current: int | None, horizon: float, exit_time: float | None = None
-               ) -> handover.Decision:
+    def decide(now: float, current: int | None, horizon: float, exit_time: float | None = None,
+               best: int = -1) -> handover.Decision:
+        if best >= 0 and best in eligible and exit_time is not None \
+                and not handover.due(now, exit_time, spec.mode, lookahead_s):
+            # A mid-pass move of a follow-best policy, at a grid instant whose closest satellite
+            # the samples know by exact ranges: the tracker ranks the same satellites there, so
+            # offering it alone gives the same answer without looking at everyone (if not --
+            # a tie, or a pass boundary the grid rounds differently -- ask again with everyone).
+            decision = handover.decide(tracker, now, current, {best: eligible[best]}, spec.chooser,
+                                       spec.mode, lookahead_s, rng, exit_time)
+            if decision.move is not None:
+                return decision
         return handover.decide(tracker, now, current, near(now, horizon, current), spec.chooser, spec.mode,
                                lookahead_s, rng, exit_time)
 
@@ -125,15 +143,17 @@ def run(
         if math.isnan(exit_t):  # not in the zone (should not happen): treat as gone now
             exit_t = t
         d = max(earliest, handover.start_time(exit_t, spec.mode, lookahead_s))
+        best = -1
         if follow_best:
             tb = scanner.first_closer(cur, earliest, min(d, end, exit_t))
             if not math.isnan(tb):
                 d = tb
+                best = scanner.closest_at(tb)
         if d >= end:
             _stop(tl, inst, exit_t)
             inst = None
             break
-        decision = decide(d, cur, max(d, exit_t), exit_t)
+        decision = decide(d, cur, max(d, exit_t), exit_t, best)
         reason, succ = decision.reason, decision.move
         if reason == "keep":  # the sampled ranges and the tracker disagree at a tie: look on
             earliest = d + scanner.step_s

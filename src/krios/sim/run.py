@@ -218,8 +218,9 @@ def simulate_zone(
 
     A :class:`~krios.orbits.passes.ZoneTracker` whose cache spans the run (plus
     :data:`HORIZON_MARGIN_S`) answers the decisions and lists the passes;
-    :class:`~krios.sim.samples.ZoneSamples` holds positions on the ``step_s``
-    grid for range comparisons and RTT; then the event engine runs per policy
+    :class:`~krios.sim.samples.ZoneSamples` knows the closest satellite at every
+    instant of the ``step_s`` grid and propagates the served samples for the
+    RTT; then the event engine runs per policy
     with its own seeded ``random.Random`` (``"<seed>:<zone>:<policy>"``), so
     results do not depend on the order or the process zones run in.
     """
@@ -260,6 +261,39 @@ def _zone_job(config: SimConfig, spec: ZoneSpec, gmst: np.ndarray) -> ZoneOutcom
     return simulate_zone(_WORKER_CONSTELLATION, config, spec, gmst)
 
 
+#: Names under which OpenBLAS builds export their thread-count setter.
+_BLAS_SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
+                 "scipy_openblas_set_num_threads", "openblas_set_num_threads64_")
+
+
+def _one_blas_thread() -> None:
+    """Worker initialiser: let the BLAS library numpy loaded use one thread in this process.
+
+    The simulator's matrix products are small (a zone's ring, a few hundred thousand
+    3-vectors), and the zones already run one worker per CPU: BLAS threads on top
+    only compete for the same cores (on a loaded 2-core machine they cost the RTT
+    stage ~1.8x its single-threaded CPU time). Best effort: a BLAS that is not
+    OpenBLAS, or that cannot be found, is left as it is.
+    """
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as maps:
+            libs = {line.split()[-1] for line in maps if "openblas" in line.lower() and ".so" in line}
+    except OSError:
+        return
+    for path in sorted(libs):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in _BLAS_SETTERS:
+            setter = getattr(lib, name, None)
+            if setter is not None:
+                setter(ctypes.c_int(1))
+                return
+
+
 def jobs_for(requested: int, zones: int) -> int:
     """Worker processes for ``zones`` zones: ``requested``, or (0) one per CPU; never more than zones."""
     if requested < 0:
@@ -276,8 +310,9 @@ def simulate(
     """Run every policy of ``config`` in every zone (:func:`simulate_zone`); return the figures.
 
     ``jobs > 1`` runs zones in that many forked worker processes (the
-    constellation is inherited, not copied through pipes); the figures are the
-    same as with ``jobs=1``. ``timings`` holds the wall and CPU time of the
+    constellation and the orbital engine's scan of it are inherited, not copied
+    through pipes; each worker's BLAS runs one thread, :func:`_one_blas_thread`);
+    the figures are the same as with ``jobs=1``. ``timings`` holds the wall and CPU time of the
     whole run and, per stage, the CPU time of the process that ran it, summed
     over zones (robust against other load on the machine).
     """
@@ -303,7 +338,8 @@ def simulate(
         find_passes(constellation, config.zones[0].zone, config.start, config.duration_s + HORIZON_MARGIN_S)
         scan_cpu = time.process_time() - scan0
         _WORKER_CONSTELLATION = constellation
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"))
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_one_blas_thread)
         outcomes = pool.map(_zone_job, *zip(*((config, spec, gmst) for spec in config.zones), strict=True))
     timings = {"passes_s": scan_cpu, "samples_s": 0.0, "decisions_s": 0.0, "metrics_s": 0.0}
     try:

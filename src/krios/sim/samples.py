@@ -1,16 +1,35 @@
-"""Satellite positions sampled on the simulation grid, for every pass through a zone.
+"""Satellite ranges sampled on the simulation grid, for every pass through a zone.
 
-The grid is ``start + k * step_s`` for ``k = 0 .. K-1`` (unix s). For each
-pass (``enter <= t < exit``) the satellite's Earth-fixed ITRS position is
-computed at the grid instants inside it by
-:meth:`krios.orbits.constellation.Constellation.positions` (the one path from SGP4
-to ITRS). From these the engine finds
-when another satellite becomes closer (policies that follow the best
-satellite) and the RTT of whoever serves.
+The grid is ``start + k * step_s`` for ``k = 0 .. K-1`` (unix s). Every pass
+(``enter <= t < exit``) contributes one *sample* per grid instant inside it
+(``pair_sat``, ``pair_k``). From them the engine finds when another satellite
+becomes closer to the zone centre (policies that follow the best satellite) and
+the client RTT of whoever serves.
+
+Cost model (issue #16: all of Starlink Gen1, 100 zones, a day): a zone sees
+~2.4 million samples a day, and one SGP4 evaluation costs ~0.3 us, so the
+samples are not all propagated:
+
+- **Ranges** (who is closest at each instant) come from cubic Lagrange
+  interpolation of *exact* ITRS positions (:meth:`Constellation.positions`, the
+  one path from SGP4 to ITRS) at nodes every :data:`NODE_SPACING_S` seconds of
+  the grid along each pass. The interpolation errs by less than
+  :attr:`ZoneSamples.range_tol_km` (a bound from the constellation's fastest
+  angular rate, :func:`interp_error_km`); at an instant where the two closest
+  satellites' interpolated ranges lie within twice that of each other, every
+  satellite in the zone is propagated exactly there and ranked exactly. So the
+  closest satellite at every grid instant, and therefore every answer of
+  :meth:`~ZoneSamples.first_closer`, is the one exact ranges give.
+- **Positions for RTT** are exact (SGP4 at the instant), computed only for the
+  samples a serving satellite is sampled at (:meth:`~ZoneSamples.client_rtt_ms`),
+  once per zone however many policies share them.
+- :attr:`~ZoneSamples.r_itrs` and :attr:`~ZoneSamples.range_km` (exact, every
+  sample) are computed only if asked for (tests, inspection).
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Sequence
 
@@ -20,6 +39,41 @@ from krios.orbits import geometry
 from krios.orbits.constellation import Constellation
 from krios.orbits.rtt import LatencyModel
 from krios.orbits.zones import Zone
+
+#: Seconds between the exact interpolation nodes along a pass (rounded to whole grid steps).
+NODE_SPACING_S = 32.0
+#: Safety factor on the interpolation error bound (SGP4's perturbations on top of the
+#: two-body bound, and float rounding).
+ERROR_SAFETY = 10.0
+#: The interpolation runs in float32 (half the memory traffic): node offsets from the zone
+#: centre are under ~2,000 km (24 significant bits: rounded by < 0.06 m per coordinate), so
+#: four weighted nodes and a square root err by < 0.5 m, a quarter of this (km).
+FLOAT32_TOL_KM = 0.002
+#: Samples per chunk of the interpolation (bounds scratch memory, ~100 bytes per sample).
+_CHUNK = 1 << 20
+
+
+def interp_error_km(constellation: Constellation, node_spacing_s: float) -> float:
+    """Bound (km) on the error of cubic Lagrange interpolation of an ITRS position between
+    nodes ``node_spacing_s`` apart, times :data:`ERROR_SAFETY`.
+
+    The error of the cubic through nodes at ``-h, 0, h, 2h`` is at most
+    ``max |r''''| h^4 max|(u+1) u (u-1) (u-2)| / 4! = 0.0234 h^4 max |r''''|``
+    for ``u`` in ``[0, 1]``; on a (near-)circular orbit seen from the rotating Earth
+    ``|r''''| <= r_max w^4`` with ``w`` the fastest angular rate
+    (:attr:`Constellation.max_angular_rate`, orbital rate plus the Earth's).
+    At 550 km and 32 s that is 35 cm before the safety factor.
+    """
+    w = constellation.max_angular_rate
+    r_max = constellation.radius_range_km[1]
+    return ERROR_SAFETY * 0.0235 * node_spacing_s ** 4 * r_max * w ** 4 + 1e-6
+
+
+def _lagrange_weights(m: int) -> np.ndarray:
+    """``(m, 4)`` cubic Lagrange weights through nodes ``-1, 0, 1, 2`` at ``u = i / m``."""
+    u = np.arange(m) / m
+    return np.stack([-u * (u - 1.0) * (u - 2.0) / 6.0, (u + 1.0) * (u - 1.0) * (u - 2.0) / 2.0,
+                     -(u + 1.0) * u * (u - 2.0) / 2.0, (u + 1.0) * u * (u - 1.0) / 6.0], axis=1)
 
 
 class ZoneSamples:
@@ -43,11 +97,8 @@ class ZoneSamples:
     ----------
     pair_sat, pair_k:
         ``(P,)`` satellite and grid index of every in-zone sample.
-    r_itrs:
-        ``(P, 3)`` ITRS positions, km.
-    range_km:
-        ``(P,)`` slant range from the zone centre, km (what
-        :class:`krios.control.policies.Candidate` calls ``range_km``).
+    range_tol_km:
+        Bound on the error of the interpolated ranges (km, module docstring).
     """
 
     def __init__(
@@ -62,6 +113,7 @@ class ZoneSamples:
     ):
         if step_s <= 0:
             raise ValueError("step_s must be positive")
+        self.constellation = constellation
         self.zone, self.start, self.end, self.step_s = zone, float(start), float(end), float(step_s)
         self.n_steps = max(0, math.ceil((self.end - self.start) / self.step_s - 1e-9))
         self.times = self.start + self.step_s * np.arange(self.n_steps)
@@ -79,50 +131,154 @@ class ZoneSamples:
         total = int(self.pass_offset[-1])
         self.pair_sat = np.repeat(self.pass_sat, counts)
         self.pair_k = (np.arange(total) - np.repeat(self.pass_offset[:-1] - k0, counts)).astype(np.intp)
-        self.r_itrs = self._propagate(constellation)
-        _, _, self.range_km = zone.look(self.r_itrs) if total else (None, None, np.zeros(0))
-        self._best_sat, self._best_range = self._closest_per_step()
+        self._by_enter = np.argsort(self.pass_enter, kind="stable")
+        self._enter_sorted = self.pass_enter[self._by_enter]
+        self._max_dur = float(np.max(self.pass_exit - self.pass_enter)) if len(self.pass_sat) else 0.0
+        self._by_sat: dict[int, list[int]] = {}
+        for p, sat in enumerate(self.pass_sat.tolist()):
+            self._by_sat.setdefault(sat, []).append(p)
+        self._k0_list, self._k1_list = k0.tolist(), k1.tolist()
+        self._offset_list = self.pass_offset.tolist()
+        self._exact_r: np.ndarray | None = None  # every sample's exact position, if asked for
+        self._exact_range: np.ndarray | None = None
         self._rtt: np.ndarray | None = None
+        m = max(1, round(NODE_SPACING_S / self.step_s))
+        self.range_tol_km = interp_error_km(constellation, m * self.step_s) + FLOAT32_TOL_KM
+        self._best_sat = np.full(self.n_steps, -1, dtype=np.intp)
+        # Exact ranges at the instants where interpolation cannot tell the closest apart:
+        # ``_exact_at[k]`` is the row of ``_exact_ranges`` (``-1``: not needed), whose
+        # columns are the slots of :meth:`_slots`.
+        self._exact_at = np.full(self.n_steps, -1, dtype=np.intp)
+        self._exact_ranges = np.empty((0, 0))
+        self._exact_cols = np.empty((0, 0), dtype=np.int32)
+        self._exact_best = np.empty(0)
+        if total:
+            self._closest_per_step(m)
 
-    def _propagate(self, constellation: Constellation) -> np.ndarray:
-        """ITRS positions (km) of every ``(pair_sat, pair_k)`` sample.
+    # -- the closest satellite at every grid instant ---------------------------------
+    def _closest_per_step(self, m: int) -> None:
+        """Per grid step: the in-zone satellite closest to the centre by exact ranges (lowest
+        ``sat_id`` on ties; ``-1`` where none is in the zone).
 
-        :meth:`Constellation.positions` of the pairs (one ``sgp4_array`` per satellite),
-        with the sidereal angle looked up per grid instant instead of recomputed per sample.
+        Ranges are interpolated (cubic Lagrange through four exact nodes ``m`` grid steps
+        apart, error below :attr:`range_tol_km`); where the two closest are more than
+        twice that apart the closest is certain; at the other steps every satellite in
+        the zone is propagated exactly and ranked exactly.
         """
-        if not len(self.pair_sat):
-            return np.empty((0, 3))
-        return constellation.positions(self.pair_sat, self.times[self.pair_k], self.gmst[self.pair_k])
+        k0, k1 = self.pass_k0, self.pass_k1
+        live = k1 > k0
+        j0 = k0 // m  # each pass's first node interval (interval j: grid steps j m .. j m + m - 1)
+        n_int = np.where(live, (k1 - 1) // m - j0 + 1, 0)
+        n_nodes = np.where(live, n_int + 3, 0)  # nodes j0 - 1 .. j0 + n_int + 1
+        node_off = np.concatenate([[0], np.cumsum(n_nodes)])
+        node_j = np.arange(node_off[-1]) - np.repeat(node_off[:-1] - (j0 - 1), n_nodes)
+        node_t = self.start + self.step_s * (node_j * m).astype(float)
+        d = self.constellation.positions(np.repeat(self.pass_sat, n_nodes), node_t) - self.zone.centre_itrs
+        # Every interval (pass, j) at its m steps, into a table (grid step, pass slot).
+        int_off = np.concatenate([[0], np.cumsum(n_int)])
+        int_p = np.repeat(np.arange(len(k0)), n_int)
+        rel = np.arange(int_off[-1]) - int_off[:-1][int_p]
+        int_j = j0[int_p] + rel
+        first = node_off[:-1][int_p] + rel  # node j - 1 of the interval
+        col, width = self._slots(m)
+        int_c = col[int_p]
+        n_rows = -(-self.n_steps // m) * m
+        table = np.full((n_rows, width), np.inf, dtype=np.float32)
+        sats = np.full((n_rows, width), -1, dtype=np.int32)
+        weights = _lagrange_weights(m).astype(np.float32)
+        d = d.astype(np.float32)
+        per = max(1, _CHUNK // m)
+        for c0 in range(0, len(int_p), per):
+            sel = slice(c0, c0 + per)
+            base = first[sel]
+            # one matrix product: (m, 4) weights by (4, Q * 3) node coordinates
+            nodes = np.stack([d[base], d[base + 1], d[base + 2], d[base + 3]]).reshape(4, -1)
+            pos = (weights @ nodes).reshape(m, len(base), 3)
+            approx = np.sqrt(pos[..., 0] ** 2 + pos[..., 1] ** 2 + pos[..., 2] ** 2)  # (m, Q)
+            ks = int_j[sel][None, :] * m + np.arange(m)[:, None]
+            p = int_p[sel]
+            valid = (ks >= k0[p]) & (ks < k1[p])
+            tcol = np.broadcast_to(int_c[sel], valid.shape)[valid]
+            table[ks[valid], tcol] = approx[valid]
+            sats[ks[valid], tcol] = np.broadcast_to(self.pass_sat[p], valid.shape)[valid]
+        table, sats = table[:self.n_steps], sats[:self.n_steps]
+        r = np.arange(self.n_steps)
+        top = np.argmin(table, axis=1)
+        b1 = table[r, top].copy()
+        table[r, top] = np.inf
+        b2 = table.min(axis=1)
+        self._best_sat = np.where(np.isfinite(b1) | np.isnan(b1), sats[r, top], -1)
+        with np.errstate(invalid="ignore"):
+            unsure = np.flatnonzero((~(b2 - b1 > 2.0 * self.range_tol_km) & np.isfinite(b2))
+                                    | np.isnan(b1) | np.isnan(b2))
+        if not len(unsure):
+            return
+        # Exact ranges of everyone in the zone at those steps, ranked by the rule: lowest
+        # range, then lowest sat_id (nan last).
+        s_u = sats[unsure]
+        r_idx, c_idx = np.nonzero(s_u >= 0)
+        kk = unsure[r_idx]
+        exact = np.full(s_u.shape, np.inf)
+        exact[r_idx, c_idx] = self.zone.look(
+            self.constellation.positions(s_u[r_idx, c_idx], self.times[kk], self.gmst[kk]))[2]
+        order = np.lexsort((s_u[r_idx, c_idx], exact[r_idx, c_idx], r_idx))
+        head = np.concatenate([[True], r_idx[order][1:] != r_idx[order][:-1]])
+        won = order[head]
+        self._best_sat[unsure[r_idx[won]]] = s_u[r_idx[won], c_idx[won]]
+        best_range = np.full(len(unsure), np.inf)
+        best_range[r_idx[won]] = exact[r_idx[won], c_idx[won]]
+        self._exact_at[unsure] = np.arange(len(unsure))
+        self._exact_ranges = exact
+        self._exact_best = best_range
+        self._exact_cols = s_u
 
-    def _closest_per_step(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per grid step: the in-zone satellite closest to the centre (lowest ``sat_id`` on ties)
-        and its range; ``-1``/``inf`` where none is in the zone."""
-        best_sat = np.full(self.n_steps, -1, dtype=np.intp)
-        best_range = np.full(self.n_steps, np.inf)
-        if len(self.pair_k):
-            order = np.lexsort((self.pair_sat, self.range_km, self.pair_k))
-            ks = self.pair_k[order]
-            first = np.concatenate([[True], ks[1:] != ks[:-1]])
-            best_sat[ks[first]] = self.pair_sat[order][first]
-            best_range[ks[first]] = self.range_km[order][first]
-        return best_sat, best_range
+    def _slots(self, m: int) -> tuple[np.ndarray, int]:
+        """A column per pass such that passes sharing a node interval (``m`` grid steps) have
+        different columns (greedy interval colouring by entry); and the number of columns."""
+        col = np.zeros(len(self.pass_sat), dtype=np.intp)
+        free: list[int] = []
+        busy: list[tuple[int, int]] = []  # (first interval after the pass, column)
+        width = 0
+        for p in np.argsort(self.pass_k0, kind="stable").tolist():
+            k0, k1 = self._k0_list[p], self._k1_list[p]
+            if k1 <= k0:
+                continue
+            a, b = k0 // m, (k1 - 1) // m + 1
+            while busy and busy[0][0] <= a:
+                heapq.heappush(free, heapq.heappop(busy)[1])
+            c = heapq.heappop(free) if free else width
+            width = max(width, c + 1)
+            col[p] = c
+            heapq.heappush(busy, (b, c))
+        return col, width
 
     # -- look-ups for the engine ---------------------------------------------------
     def k_at(self, t: float) -> int:
         """First grid index at or after ``t``."""
         return int(min(max(math.ceil((t - self.start) / self.step_s - 1e-9), 0), self.n_steps))
 
+    def _pass_at(self, sat_id: int, k: int) -> int | None:
+        """Index of ``sat_id``'s pass covering grid index ``k`` (``None`` if none)."""
+        for p in self._by_sat.get(int(sat_id), ()):
+            if self._k0_list[p] <= k < self._k1_list[p]:
+                return p
+        return None
+
     def pair_slice(self, sat_id: int, k: int) -> slice | None:
         """The samples of ``sat_id``'s pass covering grid index ``k`` (``None`` if none)."""
-        hit = np.nonzero((self.pass_sat == sat_id) & (self.pass_k0 <= k) & (self.pass_k1 > k))[0]
-        if not len(hit):
+        p = self._pass_at(sat_id, k)
+        if p is None:
             return None
-        p = int(hit[0])
-        return slice(int(self.pass_offset[p]), int(self.pass_offset[p + 1]))
+        return slice(self._offset_list[p], self._offset_list[p + 1])
 
     def sats_between(self, t0: float, t1: float) -> np.ndarray:
-        """``sat_id`` s with a pass overlapping ``[t0, t1]`` (in the zone at some instant of it)."""
-        return np.unique(self.pass_sat[(self.pass_enter <= t1) & (self.pass_exit > t0)])
+        """``sat_id`` s (sorted) with a pass overlapping ``[t0, t1]`` (in the zone at some instant
+        of it). Only the passes that entered within the longest pass's duration before ``t0``
+        are compared."""
+        hi = int(self._enter_sorted.searchsorted(t1, "right"))
+        lo = int(self._enter_sorted.searchsorted(t0 - self._max_dur - 1.0, "left"))
+        rows = self._by_enter[lo:hi]
+        return np.unique(self.pass_sat[rows[self.pass_exit[rows] > t0]])
 
     def next_entry(self, t: float) -> float:
         """The first instant at or after ``t`` at which some satellite is in the zone (``nan``: none)."""
@@ -131,43 +287,81 @@ class ZoneSamples:
             return math.nan
         return float(max(t, np.min(self.pass_enter[live])))
 
+    def closest_at(self, t: float) -> int:
+        """The in-zone satellite closest to the zone centre at grid instant ``t`` by exact ranges
+        (lowest ``sat_id`` on ties; ``-1``: none, or ``t`` not on the grid)."""
+        k = self.k_at(t)
+        if k >= self.n_steps or self.times[k] != t:
+            return -1
+        return int(self._best_sat[k])
+
     def first_closer(self, sat_id: int, t0: float, t1: float) -> float:
         """First grid instant in ``[t0, t1)`` at which another in-zone satellite is strictly
         closer to the zone centre than ``sat_id`` (``nan``: none, or ``sat_id`` not sampled)."""
         k0, k1 = self.k_at(t0), self.k_at(t1)
         if k1 <= k0:
             return math.nan
-        sl = self.pair_slice(sat_id, k0)
-        if sl is None:
+        p = self._pass_at(sat_id, k0)
+        if p is None:
             return math.nan
-        ks = self.pair_k[sl]
-        own = self.range_km[sl][(ks >= k0) & (ks < k1)]
-        k_own = ks[(ks >= k0) & (ks < k1)]
-        closer = (self._best_sat[k_own] != sat_id) & (self._best_range[k_own] < own)
-        hit = np.nonzero(closer)[0]
-        return float(self.times[k_own[hit[0]]]) if len(hit) else math.nan
+        ks = np.arange(k0, min(k1, self._k1_list[p]))
+        best = self._best_sat[ks]
+        closer = best != sat_id
+        rows = self._exact_at[ks]
+        check = np.flatnonzero(rows >= 0)
+        if len(check):  # instants ranked exactly: strictly closer, as the exact ranges say
+            r = rows[check]
+            own = np.where(self._exact_cols[r] == sat_id, self._exact_ranges[r], np.inf).min(axis=1)
+            closer[check] &= self._exact_best[r] < own
+        hit = np.flatnonzero(closer)
+        return float(self.times[ks[hit[0]]]) if len(hit) else math.nan
 
     def served_pairs(self, service: Sequence[tuple[float, float, int]]) -> np.ndarray:
-        """Sample indices (into ``pair_*``, ``r_itrs``) of the serving satellite at every served
-        grid instant. ``service``: ``(t0, t1, sat_id)`` intervals; instants ``t0 <= t < t1``."""
+        """Sample indices (into ``pair_*``) of the serving satellite at every served grid
+        instant. ``service``: ``(t0, t1, sat_id)`` intervals; instants ``t0 <= t < t1``."""
         out = []
         for t0, t1, sat in service:
             k0, k1 = self.k_at(t0), self.k_at(t1)
             if k1 <= k0:
                 continue
-            sl = self.pair_slice(sat, k0)
-            if sl is None:
+            p = self._pass_at(sat, k0)
+            if p is None:
                 continue
-            ks = self.pair_k[sl]
-            out.append(np.arange(sl.start, sl.stop)[(ks >= k0) & (ks < k1)])
+            first = self._offset_list[p] + k0 - self._k0_list[p]
+            out.append(np.arange(first, first + min(k1, self._k1_list[p]) - k0))
         return np.concatenate(out) if out else np.zeros(0, dtype=np.intp)
+
+    def positions_of(self, pairs: np.ndarray) -> np.ndarray:
+        """Exact ITRS positions (km, ``(n, 3)``) of the samples ``pairs``
+        (:meth:`Constellation.positions` at their grid instants)."""
+        pairs = np.asarray(pairs, dtype=np.intp)
+        k = self.pair_k[pairs]
+        return self.constellation.positions(self.pair_sat[pairs], self.times[k], self.gmst[k])
 
     def client_rtt_ms(self, model: LatencyModel, pairs: np.ndarray) -> np.ndarray:
         """Client RTT (ms, :meth:`krios.orbits.rtt.LatencyModel.client_rtt_ms`) of the samples
-        ``pairs``; each sample is computed once per zone however many policies it serves."""
+        ``pairs``, from their exact positions; each sample is computed once per zone however
+        many policies it serves."""
         if self._rtt is None:
             self._rtt = np.full(len(self.pair_k), np.nan)
-        missing = pairs[np.isnan(self._rtt[pairs])]
+        pairs = np.asarray(pairs, dtype=np.intp)
+        missing = np.unique(pairs[np.isnan(self._rtt[pairs])])
         if len(missing):
-            self._rtt[missing] = model.client_rtt_ms(self.r_itrs[missing])
+            self._rtt[missing] = model.client_rtt_ms(self.positions_of(missing))
         return self._rtt[pairs]
+
+    @property
+    def r_itrs(self) -> np.ndarray:
+        """``(P, 3)`` exact ITRS positions (km) of every sample (computed on first use; the
+        simulator itself only propagates the samples it needs)."""
+        if self._exact_r is None:
+            self._exact_r = self.positions_of(np.arange(len(self.pair_k)))
+        return self._exact_r
+
+    @property
+    def range_km(self) -> np.ndarray:
+        """``(P,)`` exact slant range (km) of every sample from the zone centre (what
+        :class:`krios.control.policies.Candidate` calls ``range_km``; computed on first use)."""
+        if self._exact_range is None:
+            self._exact_range = self.zone.look(self.r_itrs)[2] if len(self.pair_k) else np.zeros(0)
+        return self._exact_range
