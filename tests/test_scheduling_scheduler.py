@@ -117,6 +117,22 @@ def test_delay_labels_use_the_latency_matrix_and_plain_pods_spread(
         client.delete("/api/v1/namespaces/krios-system/configmaps/krios-latency")
 
 
+def test_short_lived_plain_pods_one_at_a_time_take_the_workers_in_turn(
+        api_client, namespace, workers, scheduler) -> None:
+    """Each pod is deleted before the next arrives (a cold-start sweep), so every worker is equally
+    loaded at every arrival: the tie rotates instead of going to the first name every time."""
+    client = raw(api_client)
+    placed = []
+    for i in range(len(workers)):
+        create_pods(client, namespace, [pod_body(f"brief-{i}")])
+        node = wait_for(lambda i=i: bound_pods(client, namespace).get(f"brief-{i}"), 15, f"brief-{i} bound")
+        placed.append(node)
+        client.delete(f"/api/v1/namespaces/{namespace}/pods/brief-{i}", query={"gracePeriodSeconds": "0"})
+        wait_for(lambda i=i: f"brief-{i}" not in bound_pods(client, namespace), 15, f"brief-{i} gone")
+        wait_for(lambda: sum(scheduler._load.values()) == 0, 15, "the scheduler to see the delete")
+    assert sorted(placed) == sorted(workers), placed
+
+
 def test_invalid_labels_become_warnings_and_the_scheduler_carries_on(
         api_client, namespace, workers, scheduler) -> None:
     o = orbits()

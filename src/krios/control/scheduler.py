@@ -339,6 +339,7 @@ class Scheduler(Daemon):
         self._lock = threading.Lock()
         self._node_of: dict[str, str] = {}  # pod key -> node, bound (seen or assumed)
         self._load: Counter[str] = Counter()
+        self._turn = 0  # rotates ties between equally loaded nodes (_least_loaded)
         self._assumed: dict[str, str] = {}  # pod key -> uid bound by us, not yet seen bound
         self._last_failure: dict[str, tuple[str, float]] = {}
         self._node_version = 0
@@ -666,17 +667,27 @@ class Scheduler(Daemon):
         return Decision(None, summarize(reasons, snap.total), retry)
 
     def _least_loaded(self, names: list[str], key: str | None, first: Any = None) -> str:
-        """The node with the fewest krios pods (after ``first(name)``, then by name).
+        """The node with the fewest krios pods (after ``first(name)``); ties taken in turn.
 
-        With ``key``, the choice is reserved for that pod at once (under the
-        lock), so concurrent attempts spread instead of piling onto one node.
+        Ties rotate over the tied nodes (in ``names`` order) rather than going to the
+        first name: short-lived pods arriving one at a time see equal loads, and a
+        name tie-break sent most of them to one node (lab cold start: 25 of 38
+        sandboxes on node1, Ready p50 1.98 s there against 1.0 s on node2;
+        kube-scheduler picks among equal scores at random). With ``key``, the choice is
+        reserved for that pod at once (under the lock), so concurrent attempts
+        spread instead of piling onto one node.
         """
         with self._lock:
             load = self._load
             if first is None:
-                best = min(names, key=lambda n: (load.get(n, 0), n))
+                low = min(load.get(n, 0) for n in names)
+                tied = [n for n in names if load.get(n, 0) == low]
             else:
-                best = min(names, key=lambda n: (first(n), load.get(n, 0), n))
+                rank = {n: (first(n), load.get(n, 0)) for n in names}
+                low_rank = min(rank.values())
+                tied = [n for n in names if rank[n] == low_rank]
+            best = tied[self._turn % len(tied)]
+            self._turn += 1
             if key is not None:
                 prev = self._node_of.pop(key, None)
                 if prev is not None:
