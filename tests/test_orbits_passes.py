@@ -281,3 +281,66 @@ def test_tracker_candidates_match_their_definition(shell1):
         in_zone = sorted(p.sat_id for p in tr.passes(now - 3600.0, now + 3600.0) if p.enter <= now < p.exit)
         assert tr.in_zone(now).tolist() == in_zone
     assert repeats  # some satellites came round twice within the long window: the earliest pass counts
+
+
+def test_tracker_candidates_of_a_few_satellites_are_the_general_paths(shell1, monkeypatch):
+    """Up to ``FEW_CANDIDATES`` wanted satellites are looked up through their own passes (the
+    handover decisions' common case): the same candidates, bit for bit, as the path through
+    every live pass, including satellites that come round twice and ones not in the zone."""
+    from krios.orbits import passes
+
+    tr = ZoneTracker(shell1, Zone(*SF, radius_km=100), horizon_s=9000.0, start=EPOCH)
+    rng = np.random.default_rng(7)
+    few = passes.FEW_CANDIDATES
+    cases = []
+    for now in EPOCH + 3600.0 + rng.uniform(0.0, 1800.0, 10):
+        for within in (0.0, 150.0, 6000.0):
+            ids = [c.sat_id for c in tr.candidates(float(now), within_s=within)]
+            for size in range(1, few + 1):
+                pick = [int(s) for s in rng.choice(ids, min(size - 1, len(ids)), replace=False)]
+                other = int(rng.integers(len(shell1)))  # in the zone or (mostly) not
+                cases.append((float(now), within, {s: f"n{s}" for s in pick[1:]} | dict.fromkeys([*pick[:1], other])))
+    got = [(tr.candidates(now, sat_ids=w, within_s=within), tr.candidates(now, sat_ids=list(w), within_s=within))
+           for now, within, w in cases]
+    monkeypatch.setattr(passes, "FEW_CANDIDATES", 0)  # every call through the live passes
+    want = [(tr.candidates(now, sat_ids=w, within_s=within), tr.candidates(now, sat_ids=list(w), within_s=within))
+            for now, within, w in cases]
+    assert got == want
+    assert sum(len(g[0]) for g in got) > 100 and all(len(w) <= few for _, _, w in cases)
+
+
+def test_time_ranked_successor_is_the_one_ranking_everyone_gives(shell1):
+    """``pick_successor`` for a policy that ranks by time first (``krios``) propagates only the
+    satellites tied on time in the zone and time left; its choice is the one ``rank`` makes
+    over every candidate (the definition), whatever the serving satellite's exit."""
+    import random
+
+    from krios.control import handover
+    from krios.control.policies import rank
+
+    tr = ZoneTracker(shell1, Zone(*SF, radius_km=100), horizon_s=9000.0, start=EPOCH)
+    rng = np.random.default_rng(11)
+    eligible = {s: f"n{s}" for s in range(len(shell1))}
+    checked = 0
+    for now in EPOCH + 3600.0 + rng.uniform(0.0, 3600.0, 40):
+        now = float(now)
+        inside = tr.in_zone(now).tolist()
+        for current in (None, *inside[:2]):
+            for exit_time in (None, now + 30.0, now + 0.5, now + 900.0, math.nan):
+                if current is None and exit_time is not None:
+                    continue
+                got = handover.pick_successor(tr, now, current, eligible, "krios", random.Random(0), exit_time)
+                end = tr.exit_time(current, now) if exit_time is None and current is not None else exit_time
+                within = max(0.0, end - now) if end is not None and not math.isnan(end) else 0.0
+                cands = tr.candidates(now, sat_ids=[s for s in eligible if s != current], within_s=within)
+                if end is not None and not math.isnan(end):
+                    cands = [c for c in cands if now + c.remaining_s > end] or cands
+                if not cands:
+                    assert got is None
+                    continue
+                want = rank("krios", cands)[0]
+                assert (got.sat_id, got.node, got.remaining_s, got.enters_in_s) == (
+                    want.sat_id, f"n{want.sat_id}", want.remaining_s, want.enters_in_s)
+                assert got.range_km == pytest.approx(want.range_km, abs=1e-9)
+                checked += 1
+    assert checked > 100

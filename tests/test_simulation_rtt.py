@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from krios.orbits import rtt
 from krios.orbits.constellation import Constellation
 from krios.orbits.passes import ZoneTracker
-from krios.orbits.rtt import LatencyModel, farthest_range_km, rtt_ms
+from krios.orbits.rtt import LatencyModel, farthest_range_km, farthest_ring_range_km, rtt_ms
 from krios.orbits.zones import Zone
 from krios.sim.samples import ZoneSamples
 
@@ -31,6 +32,35 @@ def test_farthest_client_equals_the_brute_force_definition(shell, radius_km):
     brute = farthest_range_km(r, model.ground)  # every one of the 721 client points
     np.testing.assert_allclose(model.client_range_km(r), brute, rtol=0, atol=1e-6)
     np.testing.assert_allclose(model.client_rtt_ms(r), rtt_ms(brute, 9.0, 1000.0), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize(("lat", "lon", "radius"), [(37.7749, -122.4194, 100.0), (37.7749, -122.4194, 1500.0),
+                                                   (0.0, 10.0, 400.0), (89.9, 0.0, 300.0), (-45.0, 179.9, 50.0)])
+def test_opposite_point_search_is_exact_on_and_off_the_axis(shell, lat, lon, radius):
+    """The ring search that looks only around the point opposite the satellite (kept where its
+    bound proves it, the coarse-then-fine search elsewhere) gives the brute-force maximum: for
+    points on a lattice around the zone from straight above the centre (1 m, 10 m, 1 km off the
+    axis) to 2,000 km away, at four heights, and for the shell's satellites above the horizon."""
+    zone = Zone(lat, lon, radius_km=radius)
+    ring = LatencyModel(zone).ground[1:]
+    east, north, up = zone.basis
+    offsets = np.array([0.0, 1e-3, 1e-2, 1.0, 30.0, 120.0, 700.0, 2000.0])
+    offsets = np.concatenate([-offsets[1:], offsets])
+    x, y, h = np.meshgrid(offsets, offsets, [-20.0, 2.0, 550.0, 1200.0], indexing="ij")
+    hand = (zone.centre_itrs + x[..., None] * east + y[..., None] * north + h[..., None] * up).reshape(-1, 3)
+    r, _ = shell.itrs(START + np.arange(0.0, 1800.0, 60.0))
+    r = r.reshape(-1, 3)
+    above = r[zone.look(r)[0] > 0]
+    r = above if len(above) > 1000 else r[::8]  # none above the pole: satellites however far
+    for pts in (hand, r):
+        assert len(pts) >= rtt.RING_FIT_MIN  # the opposite-point search runs
+        np.testing.assert_allclose(farthest_ring_range_km(pts, ring), farthest_range_km(pts, ring), rtol=0, atol=1e-6)
+    g2 = np.einsum("ij,ij->i", ring, ring)
+    _, proven = rtt._opposite_search(r, ring, rtt._fit_ring(ring, g2, rtt.RING_WINDOW))
+    if radius <= 400.0:
+        assert proven.mean() > 0.95  # the shortcut is the rule, the fallback the exception
+    _, proven = rtt._opposite_search(hand, ring, rtt._fit_ring(ring, g2, rtt.RING_WINDOW))
+    assert proven.any() and not proven.all()  # the lattice takes both paths (near the axis: the full search)
 
 
 def test_grid_samples_match_constellation_itrs_and_the_model(shell):

@@ -37,6 +37,11 @@ MODES = ("proactive", "reactive")
 
 #: Policies that hand over whenever they rank another satellite in the zone first (not only at exits).
 FOLLOW_BEST = frozenset({"closest"})
+#: Policies whose ranking (:func:`krios.control.policies.rank`) needs range and elevation only to
+#: break ties (``krios``: in the zone before entering, then longest remaining) or not at all
+#: (``random``): :func:`pick_successor` propagates only the satellites that can come first
+#: (:func:`_first_by_time`).
+TIME_RANKED = frozenset({"krios", "random"})
 
 
 def follows_best(policy: str) -> bool:
@@ -174,6 +179,8 @@ def pick_successor(
     within = 0.0
     if exit_time is not None and not math.isnan(exit_time):
         within = max(0.0, exit_time - now)
+    if policy in TIME_RANKED:
+        sat_ids = _first_by_time(tracker, now, sat_ids, within, exit_time, policy, rng)
     candidates = tracker.candidates(now, sat_ids=sat_ids, within_s=within)
     if not candidates:
         return None
@@ -182,6 +189,33 @@ def pick_successor(
         candidates = outlasting or candidates
     best = rank(policy, candidates, rng)[0]
     return dataclasses.replace(best, node=eligible[best.sat_id])
+
+
+def _first_by_time(tracker: ZoneTracker, now: float, sat_ids: list[int], within: float,
+                   exit_time: float | None, policy: str, rng: random.Random | None) -> list[int]:
+    """The satellites of ``sat_ids`` that a :data:`TIME_RANKED` ``policy`` can rank first in
+    :func:`pick_successor`, from the pass times alone
+    (:meth:`~krios.orbits.passes.ZoneTracker.candidate_times`, no propagation), among the
+    candidates it ranks (those outlasting ``exit_time``, if any). ``random``: :func:`rank`
+    over them with range and elevation unknown (it does not read them; it draws from ``rng``
+    exactly as over the full candidates, and ranking the one it returns draws nothing).
+    ``krios``: the ones in the zone (else all), and of those the ones leaving last -- its
+    keys before range; :func:`rank` then orders these few exactly as it orders everyone."""
+    sats, remaining, enters_in = tracker.candidate_times(now, sat_ids, within)
+    if len(sats) == 0:
+        return []
+    if exit_time is not None and not math.isnan(exit_time):
+        outlasting = now + remaining > exit_time
+        if outlasting.any():
+            sats, remaining, enters_in = sats[outlasting], remaining[outlasting], enters_in[outlasting]
+    if policy == "random":
+        timed = [Candidate(s, None, r, math.nan, math.nan, e)
+                 for s, r, e in zip(sats.tolist(), remaining.tolist(), enters_in.tolist(), strict=True)]
+        return [rank(policy, timed, rng)[0].sat_id]
+    inside = enters_in <= 0
+    if inside.any():
+        sats, remaining = sats[inside], remaining[inside]
+    return sats[remaining == remaining.max()].tolist()
 
 
 def preferred(

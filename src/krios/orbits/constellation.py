@@ -8,6 +8,7 @@ the Earth-fixed ITRS frame by :mod:`krios.orbits.geometry`.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +28,10 @@ from krios.orbits.walker import EARTH_RADIUS_KM, MU_KM3_S2, WalkerShell, shell, 
 RADIUS_SLACK_KM = 30.0
 #: The Earth's rotation rate (rad/s) relative to TEME: the GMST 1982 rate, rounded up.
 EARTH_ROTATION_RAD_S = 7.2921159e-5
+#: Most satellites :meth:`Constellation.positions` takes at one instant on its short path.
+_FEW = 256
+#: Up to this many satellites that path calls SGP4 per satellite (else one ``SatrecArray``).
+_LOOP_MAX = 8
 
 
 class Constellation:
@@ -195,6 +200,8 @@ class Constellation:
         """
         ids = (np.arange(len(self))[:, None] if sat_ids is None
                else np.asarray(sat_ids, dtype=np.intp))
+        if ids.ndim == 1 and theta is None and isinstance(times, float | int) and 0 < len(ids) <= _FEW:
+            return self._few_at(ids, float(times))
         t = np.asarray(times, dtype=float)
         shape = np.broadcast_shapes(ids.shape, t.shape)
         if theta is None:
@@ -219,12 +226,18 @@ class Constellation:
         jd, fr = geometry.jd_utc(times_b)
         r_teme = np.empty((len(sats), 3))
         satrecs = self.satrecs
-        if len(sats) > 8 * len(np.unique(sats)):  # long runs per satellite: sgp4_array each
+        distinct = np.count_nonzero(np.bincount(sats)) if sats.min() >= 0 else len(np.unique(sats))
+        if len(sats) > 3 * distinct:  # runs of several instants per satellite: sgp4_array each
             order = np.argsort(sats, kind="stable")
-            cuts = np.flatnonzero(np.diff(sats[order])) + 1
-            for idx in np.split(order, cuts):
-                err, r, _ = satrecs[int(sats[idx[0]])].sgp4_array(jd[idx], fr[idx])
-                r_teme[idx] = _nan_errors(err, r)
+            by_sat, jd_s, fr_s = sats[order], jd[order], fr[order]
+            bounds = [0, *(np.flatnonzero(np.diff(by_sat)) + 1).tolist(), len(order)]
+            r_s = np.empty((len(order), 3))
+            err_s = np.zeros(len(order), dtype=bool)
+            for a, b in itertools.pairwise(bounds):  # one satellite's run: slices, no copies
+                err, r_s[a:b], _ = satrecs[int(by_sat[a])].sgp4_array(jd_s[a:b], fr_s[a:b])
+                err_s[a:b] = err != 0
+            r_s[err_s] = np.nan
+            r_teme[order] = r_s
         else:
             out = [satrecs[s].sgp4(j, f) for s, j, f in zip(sats.tolist(), jd.tolist(), fr.tolist(),
                                                                strict=True)]
@@ -233,6 +246,32 @@ class Constellation:
             if bad:
                 r_teme[bad] = np.nan
         return geometry.rotate_teme_to_itrs(r_teme, theta.reshape(-1)).reshape((*shape, 3))
+
+    def _few_at(self, ids: np.ndarray, t: float) -> np.ndarray:
+        """:meth:`positions` of a few satellites ``ids`` (1-D) at one instant ``t`` (unix s), the
+        same SGP4 call and rotation per satellite without the broadcasting set-up (a handover
+        decision asks for a few dozen satellites at one instant; this path costs about half)."""
+        jd, fr = geometry.jd_utc(t)
+        j, f = float(jd), float(fr)
+        satrecs = self.satrecs
+        if len(ids) > _LOOP_MAX:
+            err, r, _ = SatrecArray([satrecs[i] for i in ids.tolist()]).sgp4(np.array([j]), np.array([f]))
+            r_teme = _nan_errors(err[:, 0], r[:, 0])
+        else:
+            out = [satrecs[i].sgp4(j, f) for i in ids.tolist()]
+            r_teme = np.array([o[1] for o in out])
+            if any(o[0] for o in out):
+                r_teme[[k for k, o in enumerate(out) if o[0]]] = np.nan
+        # geometry.rotate_teme_to_itrs's arithmetic, element by element (the same bits), without
+        # its broadcasting set-up
+        theta = geometry.gmst_angle(t)
+        c, s = np.cos(theta), np.sin(theta)
+        x, y = r_teme[:, 0], r_teme[:, 1]
+        out = np.empty((len(ids), 3))
+        out[:, 0] = c * x + s * y
+        out[:, 1] = -s * x + c * y
+        out[:, 2] = r_teme[:, 2]
+        return out
 
     def _array_of(self, ids: np.ndarray) -> SatrecArray:
         """A ``SatrecArray`` over satellites ``ids`` (the whole constellation's when it is all of them)."""

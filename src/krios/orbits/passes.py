@@ -121,6 +121,9 @@ CULMINATION_H_S = 3.0
 INTERP_MARGIN_DEG = 0.05
 #: Grid step (s) on which a graze window is narrowed down (:func:`_graze_windows`).
 GRAZE_STEP_S = 5.0
+#: :meth:`ZoneTracker.candidates` of at most this many satellites looks through their own
+#: passes rather than through every live one.
+FEW_CANDIDATES = 4
 #: Longest a pass may be followed outside the window (s) before it is cut.
 MAX_FOLLOW_S = 86400.0
 #: Satellite-times propagated per scan chunk (bounds memory).
@@ -222,6 +225,22 @@ def _scan_positions(constellation: Constellation, grid: np.ndarray) -> np.ndarra
     return out
 
 
+def _scan_grid(start: float, duration_s: float, step: float) -> np.ndarray:
+    """The scan instants (unix s) of :func:`find_passes` over ``[start, start + duration_s]``: they
+    reach :data:`EDGE_STEPS` beyond the window, so that passes under way at its edges are
+    usually seen whole (runs that lie wholly outside the window are dropped)."""
+    end = start + duration_s
+    return start - EDGE_STEPS * step + step * np.arange(math.ceil((end - start) / step) + 2 * EDGE_STEPS + 1)
+
+
+def prepare_scan(constellation: Constellation, start: float, duration_s: float, step_s: float | None = None) -> None:
+    """Propagate the scan :func:`find_passes` (and so every :class:`ZoneTracker`) uses over
+    ``[start, start + duration_s]`` and keep it (up to :data:`_CACHE_MAX` satellite-times),
+    without looking for any zone's passes: trackers built later, or in worker processes
+    forked later, reuse it."""
+    _scan_positions(constellation, _scan_grid(start, duration_s, step_s or scan_step(constellation)))
+
+
 def _in_scan_cone(zone: Zone, threshold: float, r_itrs: np.ndarray) -> np.ndarray:
     """Bool ``(..., )``: ITRS positions ``r_itrs`` (..., 3) km inside the zone's scan cone."""
     with np.errstate(invalid="ignore"):
@@ -288,10 +307,7 @@ def _find(constellation: Constellation, zone: Zone, start: float, duration_s: fl
         return [], no_graze
     step = step_s or scan_step(constellation)
     end = start + duration_s
-    # The grid reaches EDGE_STEPS beyond the window, so that passes under way at its
-    # edges are usually seen whole; runs that lie wholly outside the window are dropped.
-    grid = start - EDGE_STEPS * step + step * np.arange(math.ceil((end - start) / step)
-                                                         + 2 * EDGE_STEPS + 1)
+    grid = _scan_grid(start, duration_s, step)
     n_grid = len(grid)
     mask = _in_scan_cone(zone, threshold, _scan_positions(constellation, grid))
     rows, firsts, lasts = _runs(mask)
@@ -997,9 +1013,38 @@ class ZoneTracker:
         mapping ``sat_id -> node`` also fills in ``node``."""
 
         self._ensure(now, max(within_s, 0.0))
+        if sat_ids is not None and not isinstance(sat_ids, Mapping):
+            sat_ids = dict.fromkeys(sat_ids)
+        if sat_ids is not None and len(sat_ids) <= FEW_CANDIDATES:
+            return self._few_candidates(now, sat_ids, within_s)
+        sats, rows = self._candidate_rows(now, sat_ids, within_s)
+        if len(sats) == 0:
+            return []
+        elev, _, rng = self.look(sats, now)
+        remaining = self._exit[rows] - now
+        enters_in = np.maximum(0.0, self._enter[rows] - now)
+        return [Candidate(sid, None if sat_ids is None else sat_ids.get(sid), rem, r, e, ent)
+                for sid, rem, r, e, ent in zip(sats.tolist(), remaining.tolist(), rng.tolist(),
+                                               elev.tolist(), enters_in.tolist(), strict=True)]
+
+    def candidate_times(self, now: float, sat_ids: Iterable[int] | Mapping[int, str | None] | None = None,
+                        within_s: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(sat_ids, remaining_s, enters_in_s)`` arrays of :meth:`candidates` (the same
+        satellites in the same order, the same numbers), without looking at the satellites
+        (no propagation): for rankings that need range and elevation only to break ties."""
+        self._ensure(now, max(within_s, 0.0))
+        if sat_ids is not None and not isinstance(sat_ids, Mapping):
+            sat_ids = dict.fromkeys(sat_ids)
+        sats, rows = self._candidate_rows(now, sat_ids, within_s)
+        return sats, self._exit[rows] - now, np.maximum(0.0, self._enter[rows] - now)
+
+    def _candidate_rows(self, now: float, wanted: Mapping[int, str | None] | None,
+                        within_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(sat_ids, rows)``: each wanted satellite's earliest pass with ``enter <= now +
+        within_s`` and ``exit > now`` (rows of the cached passes), by ``sat_id``."""
         rows = self._live(now, within_s)
         if len(rows) == 0:
-            return []
+            return self._sat[:0], rows
         # By sat_id; a stable sort keeps each satellite's earliest pass (rows are by entry)
         # first, and only that one is kept.
         sats = self._sat[rows]
@@ -1009,19 +1054,27 @@ class ZoneTracker:
             repeat = (sats[1:] == sats[:-1]).nonzero()[0] + 1
             if len(repeat):
                 sats, rows = np.delete(sats, repeat), np.delete(rows, repeat)
-        wanted: Mapping[int, str | None] | None = None
-        if sat_ids is not None:
-            wanted = sat_ids if isinstance(sat_ids, Mapping) else dict.fromkeys(sat_ids)
+        if wanted is not None:
             keep = [k for k, sid in enumerate(sats.tolist()) if sid in wanted]
             if len(keep) < len(sats):
                 sats, rows = sats[keep], rows[keep]
-            if len(sats) == 0:
-                return []
-        elev, _, rng = self.look(sats, now)
-        remaining = self._exit[rows] - now
-        enters_in = np.maximum(0.0, self._enter[rows] - now)
-        return [Candidate(sid, None if wanted is None else wanted.get(sid), rem, r, e, ent)
-                for sid, rem, r, e, ent in zip(sats.tolist(), remaining.tolist(), rng.tolist(),
-                                               elev.tolist(), enters_in.tolist(), strict=True)]
+        return sats, rows
+
+    def _few_candidates(self, now: float, wanted: Mapping[int, str | None], within_s: float) -> list[Candidate]:
+        """:meth:`candidates` of a few ``wanted`` satellites, found through each one's passes
+        instead of every live pass: the same passes (its earliest with ``enter <= now +
+        within_s`` and ``exit > now``; :meth:`_live` keeps exactly those), the same numbers."""
+        until = now + within_s
+        found: list[tuple[int, Pass]] = []
+        for sid in sorted(wanted):
+            for p in self._by_sat.get(int(sid), ()):  # by entry
+                if p.enter <= until and p.exit > now:
+                    found.append((int(sid), p))
+                    break
+        if not found:
+            return []
+        elev, _, rng = self.look(np.array([sid for sid, _ in found], dtype=np.intp), now)
+        return [Candidate(sid, wanted.get(sid), float(p.exit) - now, r, e, max(0.0, float(p.enter) - now))
+                for (sid, p), r, e in zip(found, rng.tolist(), elev.tolist(), strict=True)]
 
 

@@ -38,7 +38,7 @@ from krios.config.times import iso, parse_duration, parse_time
 from krios.errors import ConfigError
 from krios.orbits import geometry, snapshot
 from krios.orbits.constellation import Constellation
-from krios.orbits.passes import ZoneTracker, find_passes
+from krios.orbits.passes import ZoneTracker, prepare_scan
 from krios.orbits.rtt import LatencyModel
 from krios.orbits.snapshot import EpochSpread
 from krios.orbits.walker import WalkerShell
@@ -335,7 +335,7 @@ def simulate(
         # The orbital engine keeps its last coarse scan of the constellation per window;
         # scanning once here lets every forked worker inherit it instead of repeating it.
         scan0 = time.process_time()
-        find_passes(constellation, config.zones[0].zone, config.start, config.duration_s + HORIZON_MARGIN_S)
+        prepare_scan(constellation, config.start, config.duration_s + HORIZON_MARGIN_S)
         scan_cpu = time.process_time() - scan0
         _WORKER_CONSTELLATION = constellation
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),

@@ -185,6 +185,7 @@ class ZoneSamples:
         n_rows = -(-self.n_steps // m) * m
         table = np.full((n_rows, width), np.inf, dtype=np.float32)
         sats = np.full((n_rows, width), -1, dtype=np.int32)
+        table_flat, sats_flat = table.reshape(-1), sats.reshape(-1)  # views
         weights = _lagrange_weights(m).astype(np.float32)
         d = d.astype(np.float32)
         per = max(1, _CHUNK // m)
@@ -198,9 +199,9 @@ class ZoneSamples:
             ks = int_j[sel][None, :] * m + np.arange(m)[:, None]
             p = int_p[sel]
             valid = (ks >= k0[p]) & (ks < k1[p])
-            tcol = np.broadcast_to(int_c[sel], valid.shape)[valid]
-            table[ks[valid], tcol] = approx[valid]
-            sats[ks[valid], tcol] = np.broadcast_to(self.pass_sat[p], valid.shape)[valid]
+            cell = ks[valid] * width + np.broadcast_to(int_c[sel], valid.shape)[valid]  # (step, slot), flat
+            table_flat[cell] = approx[valid]
+            sats_flat[cell] = np.broadcast_to(self.pass_sat[p], valid.shape)[valid]
         table, sats = table[:self.n_steps], sats[:self.n_steps]
         r = np.arange(self.n_steps)
         top = np.argmin(table, axis=1)
@@ -345,7 +346,9 @@ class ZoneSamples:
         if self._rtt is None:
             self._rtt = np.full(len(self.pair_k), np.nan)
         pairs = np.asarray(pairs, dtype=np.intp)
-        missing = np.unique(pairs[np.isnan(self._rtt[pairs])])
+        todo = np.zeros(len(self._rtt), dtype=bool)  # the distinct samples without an RTT, in order
+        todo[pairs] = True
+        missing = np.flatnonzero(todo & np.isnan(self._rtt))
         if len(missing):
             self._rtt[missing] = model.client_rtt_ms(self.positions_of(missing))
         return self._rtt[pairs]
