@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 
 import pytest
 from kubernetes.client import CoreV1Api
+from kubernetes.client.exceptions import ApiException
 from scheduling_helpers import raw, wait_for
 
 from krios.kube import names
@@ -22,6 +25,7 @@ from krios.kube.client import (
     resource_path,
 )
 from krios.kube.clock import Clock
+from krios.kube.config import client_with_pool
 from krios.kube.reflector import Reflector
 
 pytestmark = pytest.mark.cluster
@@ -47,6 +51,35 @@ def test_as_client_takes_the_json_client_an_api_client_or_a_generated_api(api_cl
     assert as_client(CoreV1Api(api_client)).api is api_client
     with pytest.raises(TypeError, match="not a Kubernetes API client"):
         as_client(object())
+
+
+def test_requests_reuse_warm_connections_read_chunked_answers_and_replace_closed_ones(api_client,
+                                                                                     namespace) -> None:
+    client = RawClient(client_with_pool(api_client, 3), qps=0, burst=1)
+    transport = client._transport
+    assert transport is not None  # no proxy: the client's own HTTP path
+    assert client.warm(3) == 3 and client.warm(3) == 0
+    socks = {c.sock for c in transport._idle}
+    for i in range(12):  # one request at a time: the same connection every time
+        client.post(configmap_path(namespace), {"metadata": {"name": f"c{i}"}, "data": {"k": "x" * 4000}})
+    assert {c.sock for c in transport._idle} == socks
+    listed = list_items(client, configmap_path(namespace))  # ~50 kB: a chunked answer
+    assert sorted(c["metadata"]["name"] for c in listed) == sorted(f"c{i}" for i in range(12))
+    with pytest.raises(ApiException) as err:  # an error answer: its status and body
+        client.post(configmap_path(namespace), {"metadata": {"name": "c0"}})
+    assert err.value.status == 409 and "already exists" in err.value.body
+    # the server closes the pooled connections (after our half-close of each): idle for a while,
+    # each is checked before use and dropped; used recently, the request fails on it and is sent
+    # again on a new connection, the pool's other connections dropped as well
+    for recent in (False, True):
+        assert client.warm(3) >= 0 and len(transport._idle) == 3
+        socks = {c.sock for c in transport._idle}
+        for conn in transport._idle:
+            conn.sock.shutdown(socket.SHUT_WR)
+            conn.last = time.monotonic() if recent else 0.0
+        time.sleep(0.3)
+        assert client.get(configmap_path(namespace, "c3"))["data"]["k"] == "x" * 4000
+        assert not {c.sock for c in transport._idle} & socks
 
 
 def test_configmaps_are_created_replaced_and_read(api_client, namespace) -> None:

@@ -273,14 +273,21 @@ def _far_zones(world: Any, n: int, radius_km: float) -> list[str]:
     return out
 
 
+def _zoned(pod: str) -> bool:
+    """The pod is one of krios-scheduler's ``leozone`` pods (burst, paced or warm-up)."""
+    return pod.startswith("krios-") or "-krios-scheduler-" in pod
+
+
 def _check_placements(recorder: _Recorder, sats: list[int], world: Any) -> int:
-    """Every krios pod is on a node whose satellite is in the zone; -> pods checked."""
+    """Every krios ``leozone`` pod (warm-up ones too) is on a node whose satellite is in the zone;
+    -> pods checked."""
     sat_of = world[2]
+    inside = set(sats)
     wrong = [f"{pod} on {node} (satellite {sat_of.get(node)})" for pod, node in recorder.node.items()
-             if pod.startswith("krios-") and sat_of.get(node) not in set(sats)]
+             if _zoned(pod) and sat_of.get(node) not in inside]
     if wrong:
         raise ClusterError(f"{len(wrong)} krios pods outside the zone, e.g. {wrong[0]}", source="bench scheduler")
-    return sum(1 for pod in recorder.node if pod.startswith("krios-"))
+    return sum(1 for pod in recorder.node if _zoned(pod))
 
 
 def _backlog_phase(client: Any, recorder: _Recorder, cfg: BenchConfig, pid: int, zone_labels: dict[str, str],
@@ -468,7 +475,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _m: Non
             "ratios": out["throttled"]["ratios"],
             "backlog": backlog,
             "placements_checked": checked,
-            "krios_nodes_used": len({n for p, n in recorder.node.items() if p.startswith("krios-")}),
+            "krios_nodes_used": len({n for p, n in recorder.node.items() if _zoned(p)}),
             "wall_s": time.monotonic() - t0,
             "load_average": {"start": load_start, "end": os.getloadavg()[0], "cpus": os.cpu_count()},
         }

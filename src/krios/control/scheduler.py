@@ -32,9 +32,12 @@ exit time and range) is computed once per zone and *tick* and reused while no
 pass of those satellites begins or ends (:data:`VISIBILITY_TICK_S`), so the
 in-zone set is the one the orbital engine would answer at that instant.
 ``parallelism`` workers decide; binds (one ``POST .../binding`` each, no
-other request) run on :data:`BIND_THREADS` threads, as kube-scheduler binds
-asynchronously, through a client with kube-scheduler's client-side QPS/burst
-limits.
+other request) run on :data:`BIND_THREADS` threads, each with a connection
+opened at start, as kube-scheduler binds asynchronously (a worker binds
+itself when no bind is under way: one thread hand-over less for a lone pod),
+through a client with kube-scheduler's client-side QPS/burst limits
+(:class:`krios.kube.client.RawClient`, its own HTTP/1.1 path: ~0.15 ms of CPU
+per request).
 
 A zone seen for the first time has its passes predicted by one background
 thread (:class:`PendingZoneTrackers`), never by a worker, so plain pods never
@@ -44,7 +47,6 @@ wait behind leozone pods; every zone with a pending pod keeps its predictions
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import queue as queue_mod
@@ -95,8 +97,11 @@ FAILED_EVENT_EVERY_S = 30.0
 #: among the snapshot's satellites, so the in-zone set is exact). The ``closest`` policy ranks by
 #: the range now, so it reuses a visibility only at the very same emulated instant (paused clock).
 VISIBILITY_TICK_S = 1.0
-#: Threads that send binds (I/O bound: each waits for the API's answer).
-BIND_THREADS = 32
+#: Threads that send binds (I/O bound: each waits for the API's answer), each on its own connection:
+#: a burst keeps this many binds in flight, as kube-scheduler's bind goroutines do over HTTP/2.
+BIND_THREADS = 128
+#: Threads that open the bind connections at start.
+WARM_THREADS = 8
 #: Zones whose predictions are kept when no pending pod names them (LRU beyond that).
 IDLE_ZONES = 64
 _NO_SAT = "node(s) without a valid sat_id label"
@@ -350,6 +355,8 @@ class Scheduler(Daemon):
         self._zones: dict[tuple[str, str | None], Any] = {}  # (leozone, radius) labels -> zone
         self._waiting_zone: dict[tuple, set[str]] = {}  # zone key -> pods waiting for its tracker
         self._binds: queue_mod.SimpleQueue[tuple[str, Obj, str] | None] = queue_mod.SimpleQueue()
+        self._inflight = 0  # binds under way (a worker binds itself when there is none)
+        self._inflight_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         #: Counters: binds done, failed attempts, bind errors, invalid pods, visibility computed.
         self.stats = Counter()
@@ -367,6 +374,20 @@ class Scheduler(Daemon):
             t = threading.Thread(target=self._binder, name=f"bind-{i}", daemon=True)
             t.start()
             self._threads.append(t)
+        # one connection per bind thread opened now (WARM_THREADS handshakes at a time): a TLS
+        # handshake costs milliseconds of CPU, and dozens of them on the first burst of pods
+        # would delay its binds by a second
+        for i in range(WARM_THREADS):
+            threading.Thread(target=self._warm_binds, name=f"bind-warm-{i}", daemon=True).start()
+
+    def _warm_binds(self) -> None:
+        for _ in range(60):  # the API may still be starting; after a minute, connections open on first use
+            try:
+                self.client.warm(BIND_THREADS)
+                return
+            except Exception:
+                if self._stop.wait(1.0):
+                    return
 
     def stop(self) -> None:
         self._stop.set()
@@ -449,8 +470,14 @@ class Scheduler(Daemon):
             try:
                 job = self._attempt(key)
                 if job is not None:
-                    self._binds.put(job)  # the binder calls queue.done(key)
-                    handed_over = True
+                    with self._inflight_lock:
+                        inline = self._inflight == 0
+                        self._inflight += 1
+                    if inline:  # no bind under way: this worker binds (one thread hand-over less)
+                        self._bind_job(job)
+                    else:  # a burst: the bind threads keep many in flight, the worker decides on
+                        self._binds.put(job)  # the binder calls queue.done(key)
+                        handed_over = True
             except Exception:
                 log.exception("scheduling %s failed unexpectedly; retrying", key)
                 self.queue.retry(key)
@@ -459,23 +486,27 @@ class Scheduler(Daemon):
                     self.queue.done(key)
 
     def _binder(self) -> None:
-        # Open this thread's connection now: a TLS handshake costs ~50 ms of CPU, and dozens
-        # of them on the first burst of pods would delay its first binds by most of a second.
-        with contextlib.suppress(Exception):
-            self.client.get("/version", limit=False, timeout=(5, 5))
         while True:
             job = self._binds.get()
             if job is None:
                 return
-            key, pod, node = job
             try:
-                self._bind(key, pod, node)
-            except Exception:
-                log.exception("binding %s failed unexpectedly; retrying", key)
-                self._set_node(key, None)
-                self.queue.retry(key)
+                self._bind_job(job)
             finally:
-                self.queue.done(key)
+                self.queue.done(job[0])
+
+    def _bind_job(self, job: tuple[str, Obj, str]) -> None:
+        """:meth:`_bind` counted in flight; an unexpected error releases the node and retries."""
+        key, pod, node = job
+        try:
+            self._bind(key, pod, node)
+        except Exception:
+            log.exception("binding %s failed unexpectedly; retrying", key)
+            self._set_node(key, None)
+            self.queue.retry(key)
+        finally:
+            with self._inflight_lock:
+                self._inflight -= 1
 
     def schedule_one(self, key: str) -> None:
         """One attempt for the pod ``key`` (``namespace/name``), its bind included."""

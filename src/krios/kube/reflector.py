@@ -24,18 +24,17 @@ costs more than everything else the virtual kubelet does.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from krios.kube.client import RawClient
+from krios.kube.client import RawClient, loads
 from krios.kube.objects import resource_version
 
 log = logging.getLogger(__name__)
@@ -227,10 +226,11 @@ class Reflector:
         try:
             if stop.is_set():
                 return
-            for line in _lines(resp):
+            handle = self._handle
+            for line in resp.lines():
                 if stop.is_set():
                     return
-                self._handle(json.loads(line))
+                handle(loads(line))
         finally:
             self._resp = None
             # never hand a watch's connection back for reuse: after close() its socket is
@@ -251,17 +251,3 @@ class Reflector:
         if rv:
             self.resource_version = rv
 
-
-def _lines(resp: Any) -> Iterator[bytes]:
-    """Newline-delimited JSON lines of a streaming (chunked) watch response."""
-    buf = b""
-    for chunk in resp.stream(amt=None, decode_content=True):
-        buf += chunk
-        if b"\n" not in chunk:
-            continue
-        *lines, buf = buf.split(b"\n")
-        for line in lines:
-            if line.strip():
-                yield line
-    if buf.strip():
-        yield buf
