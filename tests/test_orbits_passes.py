@@ -344,3 +344,41 @@ def test_time_ranked_successor_is_the_one_ranking_everyone_gives(shell1):
                 assert got.range_km == pytest.approx(want.range_km, abs=1e-9)
                 checked += 1
     assert checked > 100
+
+
+def test_scan_runs_are_every_run_of_the_cone(shell1):
+    """``_runs`` (from the flat indices of the instants in the scan cone) finds every run of
+    True of a bool table, row by row, as a plain scan along each row does."""
+    from krios.orbits.passes import _runs
+
+    rng = np.random.default_rng(3)
+    for shape, p in (((1, 1), 1.0), ((3, 1), 0.5), ((1, 9), 0.5), ((40, 60), 0.05), ((40, 60), 0.9), ((5, 5), 0.0)):
+        mask = rng.random(shape) < p
+        want = []
+        for row in range(shape[0]):
+            col = 0
+            while col < shape[1]:
+                if mask[row, col]:
+                    first = col
+                    while col + 1 < shape[1] and mask[row, col + 1]:
+                        col += 1
+                    want.append((row, first, col))
+                col += 1
+        rows, firsts, lasts = _runs(mask)
+        assert list(zip(rows.tolist(), firsts.tolist(), lasts.tolist(), strict=True)) == want
+
+
+def test_scan_propagated_in_two_processes_is_the_same(shell1, monkeypatch):
+    """``prepare_scan(..., jobs=2)`` (the simulator's parent process: chunks of the scan in a
+    forked helper, into shared memory) keeps the same positions as one process."""
+    from krios.orbits import passes
+
+    monkeypatch.setattr(passes, "_CHUNK", len(shell1) * 16)  # several chunks in an hour
+    grid = passes._scan_grid(EPOCH, 3600.0, scan_step(shell1))
+    passes._SCAN_CACHE.pop(shell1, None)
+    helper_cpu = passes.prepare_scan(shell1, EPOCH, 3600.0, jobs=2)
+    forked = passes._scan_positions(shell1, grid)  # the cached scan
+    passes._SCAN_CACHE.pop(shell1, None)
+    serial = passes._scan_positions(shell1, grid)
+    assert helper_cpu > 0.0
+    np.testing.assert_array_equal(forked, serial)

@@ -32,6 +32,8 @@ EARTH_ROTATION_RAD_S = 7.2921159e-5
 _FEW = 256
 #: Up to this many satellites that path calls SGP4 per satellite (else one ``SatrecArray``).
 _LOOP_MAX = 8
+#: A position SGP4 could not compute.
+_NAN3 = (float("nan"),) * 3
 
 
 class Constellation:
@@ -250,28 +252,30 @@ class Constellation:
     def _few_at(self, ids: np.ndarray, t: float) -> np.ndarray:
         """:meth:`positions` of a few satellites ``ids`` (1-D) at one instant ``t`` (unix s), the
         same SGP4 call and rotation per satellite without the broadcasting set-up (a handover
-        decision asks for a few dozen satellites at one instant; this path costs about half)."""
-        jd, fr = geometry.jd_utc(t)
-        j, f = float(jd), float(fr)
+        decision asks for a few satellites at one instant, hundreds of thousands of times in a
+        simulated day of Gen1): :func:`geometry.jd_utc` and :func:`geometry.rotate_teme_to_itrs`
+        in Python floats (the same operations, so the same bits), the rotation's cosine and
+        sine from :func:`geometry.rotation_cos_sin`."""
+        days, secs = divmod(t, geometry.DAY_S)  # geometry.jd_utc's arithmetic
+        j, f = geometry.UNIX0_JD + days, secs / geometry.DAY_S
         satrecs = self.satrecs
         if len(ids) > _LOOP_MAX:
             err, r, _ = SatrecArray([satrecs[i] for i in ids.tolist()]).sgp4(np.array([j]), np.array([f]))
             r_teme = _nan_errors(err[:, 0], r[:, 0])
-        else:
-            out = [satrecs[i].sgp4(j, f) for i in ids.tolist()]
-            r_teme = np.array([o[1] for o in out])
-            if any(o[0] for o in out):
-                r_teme[[k for k, o in enumerate(out) if o[0]]] = np.nan
-        # geometry.rotate_teme_to_itrs's arithmetic, element by element (the same bits), without
-        # its broadcasting set-up
-        theta = geometry.gmst_angle(t)
-        c, s = np.cos(theta), np.sin(theta)
-        x, y = r_teme[:, 0], r_teme[:, 1]
-        out = np.empty((len(ids), 3))
-        out[:, 0] = c * x + s * y
-        out[:, 1] = -s * x + c * y
-        out[:, 2] = r_teme[:, 2]
-        return out
+            theta = geometry.gmst_angle(t)
+            c, s = np.cos(theta), np.sin(theta)
+            x, y = r_teme[:, 0], r_teme[:, 1]
+            out = np.empty((len(ids), 3))
+            out[:, 0] = c * x + s * y
+            out[:, 1] = -s * x + c * y
+            out[:, 2] = r_teme[:, 2]
+            return out
+        c, s = geometry.rotation_cos_sin(t)
+        rows = []
+        for i in ids.tolist():
+            e, (x, y, z), _ = satrecs[i].sgp4(j, f)
+            rows.append((c * x + s * y, -s * x + c * y, z) if e == 0 else _NAN3)
+        return np.array(rows)
 
     def _array_of(self, ids: np.ndarray) -> SatrecArray:
         """A ``SatrecArray`` over satellites ``ids`` (the whole constellation's when it is all of them)."""

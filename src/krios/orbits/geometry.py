@@ -98,6 +98,15 @@ _TT_MINUS_TAI_DAYS = 32.184 / DAY_S
 
 
 @functools.lru_cache(maxsize=256)
+def rotation_cos_sin(t: float) -> tuple[float, float]:
+    """``cos`` and ``sin`` of :func:`gmst_angle` at one instant ``t`` (unix s), computed by numpy
+    as :func:`rotate_teme_to_itrs` computes them (the same bits), as Python floats (cached:
+    a handover decision asks about a few satellites at one instant, several times)."""
+    theta = gmst_angle(t)
+    return float(np.cos(theta)), float(np.sin(theta))
+
+
+@functools.lru_cache(maxsize=256)
 def _gmst_scalar(t: float) -> float:
     """:func:`gmst_angle` of one instant, in Python floats (the same operations)."""
     if not math.isfinite(t):
@@ -225,13 +234,25 @@ def look_angles(
 
 def enu_look(d_itrs: np.ndarray, basis: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Look angles of offset vectors ``d_itrs`` (..., 3) km in a local ``basis`` (rows e, n, u)."""
+    enu, elev, rng = _enu_elevation_range(d_itrs, basis)
+    az = np.degrees(np.arctan2(enu[..., 0], enu[..., 1])) % 360.0
+    return elev, az, rng
+
+
+def enu_elevation_range(d_itrs: np.ndarray, basis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Elevation (deg) and range (km) of :func:`enu_look` (the same bits), without the azimuth."""
+    _, elev, rng = _enu_elevation_range(d_itrs, basis)
+    return elev, rng
+
+
+def _enu_elevation_range(d_itrs: np.ndarray, basis: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(enu, elevation deg, range km)`` of offset vectors ``d_itrs`` (..., 3) km in ``basis``."""
     enu = d_itrs @ np.swapaxes(basis, -1, -2) if basis.ndim == 2 else np.einsum(
         "...j,...ij->...i", d_itrs, basis)
     rng = np.sqrt(np.einsum("...i,...i->...", enu, enu))
     with np.errstate(invalid="ignore", divide="ignore"):
         elev = np.degrees(np.arcsin(enu[..., 2] / rng))
-    az = np.degrees(np.arctan2(enu[..., 0], enu[..., 1])) % 360.0
-    return elev, az, rng
+    return enu, elev, rng
 
 
 def coverage_angle(r_km: ArrayLike, min_elevation_deg: ArrayLike, ground_radius_km: ArrayLike) -> np.ndarray:

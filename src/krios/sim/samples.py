@@ -174,7 +174,7 @@ class ZoneSamples:
         node_j = np.arange(node_off[-1]) - np.repeat(node_off[:-1] - (j0 - 1), n_nodes)
         node_t = self.start + self.step_s * (node_j * m).astype(float)
         d = self.constellation.positions(np.repeat(self.pass_sat, n_nodes), node_t) - self.zone.centre_itrs
-        # Every interval (pass, j) at its m steps, into a table (grid step, pass slot).
+        # Every interval (pass, j) at its m steps, into a table (pass slot, grid step).
         int_off = np.concatenate([[0], np.cumsum(n_int)])
         int_p = np.repeat(np.arange(len(k0)), n_int)
         rel = np.arange(int_off[-1]) - int_off[:-1][int_p]
@@ -183,9 +183,12 @@ class ZoneSamples:
         col, width = self._slots(m)
         int_c = col[int_p]
         n_rows = -(-self.n_steps // m) * m
-        table = np.full((n_rows, width), np.inf, dtype=np.float32)
-        sats = np.full((n_rows, width), -1, dtype=np.int32)
-        table_flat, sats_flat = table.reshape(-1), sats.reshape(-1)  # views
+        # The table is (pass slot, grid step): a slot's passes never share a node interval
+        # (:meth:`_slots`), so every interval's m steps are written whole, as one contiguous
+        # block; the steps of a pass's first and last interval outside the pass are
+        # emptied again afterwards.
+        table = np.full((width, n_rows), np.inf, dtype=np.float32)
+        blocks = table.reshape(width, n_rows // m, m)  # a view
         weights = _lagrange_weights(m).astype(np.float32)
         d = d.astype(np.float32)
         per = max(1, _CHUNK // m)
@@ -196,27 +199,30 @@ class ZoneSamples:
             nodes = np.stack([d[base], d[base + 1], d[base + 2], d[base + 3]]).reshape(4, -1)
             pos = (weights @ nodes).reshape(m, len(base), 3)
             approx = np.sqrt(pos[..., 0] ** 2 + pos[..., 1] ** 2 + pos[..., 2] ** 2)  # (m, Q)
-            ks = int_j[sel][None, :] * m + np.arange(m)[:, None]
-            p = int_p[sel]
-            valid = (ks >= k0[p]) & (ks < k1[p])
-            cell = ks[valid] * width + np.broadcast_to(int_c[sel], valid.shape)[valid]  # (step, slot), flat
-            table_flat[cell] = approx[valid]
-            sats_flat[cell] = np.broadcast_to(self.pass_sat[p], valid.shape)[valid]
-        table, sats = table[:self.n_steps], sats[:self.n_steps]
+            blocks[int_c[sel], int_j[sel]] = approx.T
+        before = np.where(live, k0 - j0 * m, 0)  # steps of the first interval before the pass
+        after = np.where(live, ((k1 - 1) // m + 1) * m - k1, 0)  # of the last one after it
+        for lo, count in ((j0 * m, before), (k1, after)):
+            off = np.concatenate([[0], np.cumsum(count)])
+            step = np.arange(off[-1]) - np.repeat(off[:-1] - lo, count)
+            table[np.repeat(col, count), step] = np.inf
+        table = table[:, :self.n_steps]
         r = np.arange(self.n_steps)
-        top = np.argmin(table, axis=1)
-        b1 = table[r, top].copy()
-        table[r, top] = np.inf
-        b2 = table.min(axis=1)
-        self._best_sat = np.where(np.isfinite(b1) | np.isnan(b1), sats[r, top], -1)
+        top = np.argmin(table, axis=0)
+        b1 = table[top, r].copy()
+        table[top, r] = np.inf
+        b2 = table.min(axis=0)
+        best_sat = self._sat_in_slot(col, live, top, r)
+        self._best_sat = np.where(np.isfinite(b1) | np.isnan(b1), best_sat, -1)
         with np.errstate(invalid="ignore"):
             unsure = np.flatnonzero((~(b2 - b1 > 2.0 * self.range_tol_km) & np.isfinite(b2))
                                     | np.isnan(b1) | np.isnan(b2))
         if not len(unsure):
             return
+        s_u = self._sat_in_slot(col, live, np.broadcast_to(np.arange(width), (len(unsure), width)),
+                                np.broadcast_to(unsure[:, None], (len(unsure), width)))
         # Exact ranges of everyone in the zone at those steps, ranked by the rule: lowest
         # range, then lowest sat_id (nan last).
-        s_u = sats[unsure]
         r_idx, c_idx = np.nonzero(s_u >= 0)
         kk = unsure[r_idx]
         exact = np.full(s_u.shape, np.inf)
@@ -232,6 +238,20 @@ class ZoneSamples:
         self._exact_ranges = exact
         self._exact_best = best_range
         self._exact_cols = s_u
+
+    def _sat_in_slot(self, col: np.ndarray, live: np.ndarray, slot: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """``sat_id`` of the pass in table slot ``slot`` at grid step ``k`` (arrays of one shape;
+        ``-1`` where that slot holds no pass then). ``col``: each pass's slot (:meth:`_slots`)."""
+        passes = np.flatnonzero(live)
+        n = self.n_steps + 1
+        key = col[passes] * n + self.pass_k0[passes]
+        order = np.argsort(key, kind="stable")
+        key, passes = key[order], passes[order]
+        want = slot.astype(np.intp) * n + k
+        i = np.searchsorted(key, want, side="right") - 1
+        p = passes[np.maximum(i, 0)]
+        hit = (i >= 0) & (col[p] == slot) & (self.pass_k0[p] <= k) & (k < self.pass_k1[p])
+        return np.where(hit, self.pass_sat[p], -1).astype(np.int32)
 
     def _slots(self, m: int) -> tuple[np.ndarray, int]:
         """A column per pass such that passes sharing a node interval (``m`` grid steps) have
@@ -305,9 +325,8 @@ class ZoneSamples:
         p = self._pass_at(sat_id, k0)
         if p is None:
             return math.nan
-        ks = np.arange(k0, min(k1, self._k1_list[p]))
-        best = self._best_sat[ks]
-        closer = best != sat_id
+        ks = slice(k0, min(k1, self._k1_list[p]))
+        closer = self._best_sat[ks] != sat_id
         rows = self._exact_at[ks]
         check = np.flatnonzero(rows >= 0)
         if len(check):  # instants ranked exactly: strictly closer, as the exact ranges say
@@ -315,7 +334,7 @@ class ZoneSamples:
             own = np.where(self._exact_cols[r] == sat_id, self._exact_ranges[r], np.inf).min(axis=1)
             closer[check] &= self._exact_best[r] < own
         hit = np.flatnonzero(closer)
-        return float(self.times[ks[hit[0]]]) if len(hit) else math.nan
+        return float(self.times[k0 + int(hit[0])]) if len(hit) else math.nan
 
     def served_pairs(self, service: Sequence[tuple[float, float, int]]) -> np.ndarray:
         """Sample indices (into ``pair_*``) of the serving satellite at every served grid
