@@ -701,10 +701,10 @@ class Scheduler(Daemon):
         """The node with the fewest krios pods (after ``first(name)``); ties taken in turn.
 
         Ties rotate over the tied nodes (in ``names`` order) rather than going to the
-        first name: short-lived pods arriving one at a time see equal loads, and a
-        name tie-break sent most of them to one node (lab cold start: 25 of 38
-        sandboxes on node1, Ready p50 1.98 s there against 1.0 s on node2;
-        kube-scheduler picks among equal scores at random). With ``key``, the choice is
+        first name, which short-lived pods arriving one at a time (equal loads at every
+        arrival) would all get; kube-scheduler picks among equal scores at random. The
+        load counts krios pods only (the app's copies among them), so a node holding
+        the app still gets fewer cold-start pods. With ``key``, the choice is
         reserved for that pod at once (under the lock), so concurrent attempts
         spread instead of piling onto one node.
         """
