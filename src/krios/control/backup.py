@@ -102,17 +102,7 @@ def valid_nodes(pod: Obj, nodes: Iterable[Obj], pods: Sequence[Obj], rtt: Mappin
         name = name_of(node)
         if targets and C.delay_violation(name, targets, rtt) is not None:
             continue
-        used: dict[str, float] = {}
-        count = 0
-        for other in bound.get(name, ()):
-            if (other.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-                continue
-            count += 1
-            try:
-                for res, q in C.pod_requests(other).items():
-                    used[res] = used.get(res, 0.0) + q
-            except ConfigError:
-                continue
+        used, count = C.usage(bound.get(name, ()))
         count += C.add_slots(used, slots.get(name, {}), skip_group=free_group)
         try:
             if C.shortfall(want, C.node_allocatable(node), used, count) is not None:

@@ -166,15 +166,26 @@ def fits(pod: Obj, node: Obj, bound_pods: Iterable[Obj]) -> str | None:
     ones (phase ``Succeeded``/``Failed``) are skipped. Checks ``cpu``,
     ``memory``, ``ephemeral-storage`` and the node's ``pods`` count.
     """
+    used, count = usage(bound_pods)
+    return shortfall(pod_requests(pod), node_allocatable(node), used, count)
+
+
+def usage(bound_pods: Iterable[Obj]) -> tuple[dict[str, float], int]:
+    """The requests summed over ``bound_pods`` that are not finished, and how many they are (a pod whose
+    requests do not parse counts, with nothing requested)."""
     used: dict[str, float] = {}
     count = 0
     for other in bound_pods:
         if _finished(other):
             continue
         count += 1
-        for res, q in pod_requests(other).items():
+        try:
+            req = pod_requests(other)
+        except ConfigError:
+            continue
+        for res, q in req.items():
             used[res] = used.get(res, 0.0) + q
-    return shortfall(pod_requests(pod), node_allocatable(node), used, count)
+    return used, count
 
 
 def _finished(pod: Obj) -> bool:

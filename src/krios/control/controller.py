@@ -474,7 +474,7 @@ class Controller(Daemon):
             if why is None:
                 self._noted.pop(key, None)
                 return math.inf
-        pods, _apps = self._pods_now()
+        pods = self._pods_now()[0]
         busy = {pod_node(p) for p in pods if app_key(p) == app
                 and p["metadata"]["namespace"] == pod["metadata"]["namespace"]}
         target, reserved = backup.replacement_target(
@@ -493,9 +493,8 @@ class Controller(Daemon):
             succ = {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": target},
                     "metadata": {**pod["metadata"], "uid": None}}
             extra = backup.reservation(pod, backup.choose_backup(succ, target, nodes.values(), pods, rtt))
-        old_node = nodes.get(pod_node(pod) or "")
         body = successor_body(pod, app, target, name, math.nan, wall,
-                              from_sat=self.sat_of(old_node) if old_node is not None else None,
+                              from_sat=self.sat_of(node) if node is not None else None,
                               reason=why, kind="replace", extra=extra)
         if not self._post_successor(pod, body):
             return wall + self.resync_s
